@@ -1,0 +1,65 @@
+"""Where outside data lives.
+
+One setting decides where assets are read from: the environment variable
+``FACERECON_ASSETS``. Without it, the ``shared/assets`` folder beside the checkout is used
+(``<checkout>/../shared/assets``). Converted data (for example the default face model built from
+ICT-FaceKit) is cached under ``FACERECON_CACHE`` (default ``~/.cache/facerecon_jax``), never in git.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+
+ASSETS_ENV = "FACERECON_ASSETS"
+CACHE_ENV = "FACERECON_CACHE"
+
+_HOW_TO_GET = {
+    "ict_facekit": (
+        "ICT Face Model Light data (ict_facekit_light.npz, vertex_indices.json, LICENSE) from the "
+        "ICT-FaceKit repository (MIT), laid out as described in shared/assets/ict_facekit/README.md"
+    ),
+}
+
+
+class AssetMissingError(FileNotFoundError):
+    """An asset the program needs is not where the asset setting points."""
+
+
+def _candidates() -> list[pathlib.Path]:
+    env = os.environ.get(ASSETS_ENV)
+    if env:
+        return [pathlib.Path(env).expanduser()]
+    here = pathlib.Path(__file__).resolve()
+    checkout = here.parents[1]
+    return [checkout.parent / "shared" / "assets", pathlib.Path.cwd().parent / "shared" / "assets",
+            pathlib.Path.cwd() / "shared" / "assets"]
+
+
+def assets_dir() -> pathlib.Path:
+    """The assets folder: $FACERECON_ASSETS, else ../shared/assets beside the checkout."""
+    cands = _candidates()
+    for c in cands:
+        if c.is_dir():
+            return c
+    return cands[0]
+
+
+def asset_path(*parts: str) -> pathlib.Path:
+    """Path of an asset, or AssetMissingError naming the file and how to get it."""
+    base = assets_dir()
+    path = base.joinpath(*parts)
+    if not path.exists():
+        how = _HOW_TO_GET.get(parts[0], "the file")
+        raise AssetMissingError(
+            f"missing asset: {path}\n"
+            f"  facerecon-jax looks for assets in ${ASSETS_ENV} (now "
+            f"{os.environ.get(ASSETS_ENV, 'unset')}), else in ../shared/assets beside the checkout.\n"
+            f"  Put {how} there, or point {ASSETS_ENV} at a folder that has {'/'.join(parts)}.")
+    return path
+
+
+def cache_dir() -> pathlib.Path:
+    """Folder for data our code builds (converted face models); created on demand."""
+    path = pathlib.Path(os.environ.get(CACHE_ENV, "~/.cache/facerecon_jax")).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path

