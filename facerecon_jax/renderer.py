@@ -82,6 +82,7 @@ def shade_pixels(model: FaceModel, verts: Dict[str, jnp.ndarray], tri_id, config
     px = interpolate.interpolate(attrs, pix)
     colour, alb, nrm, depth = px[..., 0:3], px[..., 3:6], px[..., 6:9], px[..., 9]
     mask = pix.mask.astype(colour.dtype)
+    front = (jnp.asarray(model.front_mask)[jnp.maximum(tri_id, 0)] & pix.mask).astype(colour.dtype)
     if config.soft:
         colour_c, alpha = splat.splat(screen, pix, colour, config.sigma)
     else:
@@ -90,7 +91,8 @@ def shade_pixels(model: FaceModel, verts: Dict[str, jnp.ndarray], tri_id, config
         background = jnp.zeros((b, h, w, 3), colour.dtype)
     background = jnp.broadcast_to(background, (b, h, w, 3))
     image = colour_c + (1.0 - alpha[..., None]) * background
-    return {"image": image, "alpha": alpha, "mask": mask, "colour": colour, "albedo": alb,
+    return {"image": image, "alpha": alpha, "mask": mask, "front": front, "colour": colour,
+            "albedo": alb,
             "normals": nrm, "depth": jnp.where(pix.mask, depth, 0.0), "tri_id": tri_id,
             "landmarks": verts["landmarks"]}
 
@@ -100,7 +102,8 @@ def render(model: FaceModel, coeffs, layout: CoeffLayout, config: RenderConfig =
     """Render coefficient vectors (B, layout.size) into images (B, H, W, 3).
 
     Returns a dict: image (composited over `background`), alpha (coverage, soft in soft mode),
-    mask (hard coverage), colour (lit, unclipped), albedo, normals, depth (z_cam, 0 = none),
+    mask (hard coverage), front (hard coverage by the model's front-face triangles), colour (lit,
+    unclipped), albedo, normals, depth (z_cam, 0 = none),
     tri_id, landmarks ((B, 68, 2) image pixels, y down), n_large.
     """
     parts = layout.split(coeffs)

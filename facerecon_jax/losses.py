@@ -1,0 +1,100 @@
+"""The hybrid loss of DESIGN section 5, as pure functions; shared by fitting and training.
+
+L = w_photo L_photo + w_lan L_lan + w_per L_per + w_coef L_coef + w_tex L_tex (+ w_gamma L_gamma)
+
+Images are RGB in [0, 1]; landmarks are image pixels of the 224 x 224 crop, y down.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict
+
+import jax.numpy as jnp
+import numpy as np
+
+NOSE_AND_INNER_MOUTH = tuple(range(28, 31)) + tuple(range(60, 68))   # 0-based, weight 20
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+    """Paper weights by default; `deep3d()` gives Deep3DFaceRecon's."""
+    photo: float = 1.9
+    lan: float = 1.6e-3
+    per: float = 0.2
+    coef: float = 3e-4
+    tex: float = 5.0
+    gamma: float = 0.0
+    w_id: float = 1.0
+    w_exp: float = 0.8
+    w_third: float = 1.7e-3
+    third: str = "gamma"          # paper: light; Deep3DFaceRecon: "tex"
+
+    @classmethod
+    def paper(cls) -> "LossWeights":
+        return cls()
+
+    @classmethod
+    def deep3d(cls) -> "LossWeights":
+        return cls(photo=1.92, lan=1.6e-3, per=0.2, coef=3e-4, tex=1.7e-2, gamma=10.0,
+                   w_id=1.0, w_exp=0.8, w_third=1.7e-2, third="tex")
+
+
+def landmark_weights() -> np.ndarray:
+    w = np.ones(68, np.float32)
+    w[list(NOSE_AND_INNER_MOUTH)] = 20.0
+    return w
+
+
+def photometric(image, target, region, attention=None, eps: float = 1e-8):
+    """sum_{i in M} A_i ||I_i - I'_i||_2 / sum_{i in M} A_i, per image (B,).
+
+    region: (B, H, W) the rendered face region M (may be soft); attention: (B, H, W) skin A.
+    """
+    a = region if attention is None else region * attention
+    diff = jnp.sqrt(jnp.sum((target - image) ** 2, axis=-1) + eps)
+    return jnp.sum(a * diff, axis=(-1, -2)) / jnp.maximum(jnp.sum(a, axis=(-1, -2)), 1.0)
+
+
+def landmark(pred, target, weights=None):
+    """(1/N) sum_n w_n ||q_n - q'_n||^2 per image (B,), pixels."""
+    if weights is None:
+        weights = jnp.asarray(landmark_weights())
+    d2 = jnp.sum((pred - target) ** 2, axis=-1)
+    return jnp.mean(d2 * weights, axis=-1)
+
+
+def perceptual(feat_a, feat_b, eps: float = 1e-8):
+    """1 - cos(f(I), f(I')) per image (B,)."""
+    num = jnp.sum(feat_a * feat_b, axis=-1)
+    den = jnp.linalg.norm(feat_a, axis=-1) * jnp.linalg.norm(feat_b, axis=-1)
+    return 1.0 - num / jnp.maximum(den, eps)
+
+
+def coefficient_reg(parts: Dict[str, jnp.ndarray], w: LossWeights):
+    """w_a ||alpha||^2 + w_b ||beta||^2 + w_third ||gamma or delta||^2, per image (B,)."""
+    third = parts["gamma"] if w.third == "gamma" else parts["tex"]
+    return (w.w_id * jnp.sum(parts["id"] ** 2, -1) + w.w_exp * jnp.sum(parts["exp"] ** 2, -1)
+            + w.w_third * jnp.sum(third ** 2, -1))
+
+
+def texture_variance(albedo, skin_mask):
+    """sum over r, g, b of the variance of the albedo over the skin region R, per image (B,)."""
+    m = skin_mask[None, :, None]
+    n = jnp.maximum(jnp.sum(skin_mask), 1.0)
+    mean = jnp.sum(albedo * m, axis=-2, keepdims=True) / n
+    return jnp.sum(((albedo - mean) * m) ** 2, axis=(-1, -2)) / n
+
+
+def gamma_channel_variance(gamma):
+    """Deep3DFaceRecon's light regulariser: variance of the SH coefficients across channels."""
+    if gamma.shape[-1] != 27:
+        return jnp.zeros(gamma.shape[:-1], gamma.dtype)
+    g = gamma.reshape(gamma.shape[:-1] + (3, 9))
+    return jnp.mean((g - jnp.mean(g, axis=-2, keepdims=True)) ** 2, axis=(-1, -2))
+
+
+def total(terms: Dict[str, jnp.ndarray], w: LossWeights):
+    """The weighted sum of the (B,) terms present in `terms` -> (B,)."""
+    weights = {"photo": w.photo, "lan": w.lan, "per": w.per, "coef": w.coef, "tex": w.tex,
+               "gamma": w.gamma}
+    return sum(weights[k] * v for k, v in terms.items() if k in weights)
