@@ -31,6 +31,7 @@ setup(
     entry_points={
         "console_scripts": [
             "facerecon-render=launch.render:run",
+            "facerecon-reconstruct=launch.reconstruct:run",
         ],
     },
 )

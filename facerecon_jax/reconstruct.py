@@ -1,0 +1,176 @@
+"""Photos in, 3D faces out: the reconstruction pipeline behind `launch/reconstruct.py`.
+
+For each input (image file, image in a folder, or video frame):
+  1. read it (clear error naming the file), find faces and 68 landmarks (dlib HOG, CNN fallback),
+     or take landmarks from a file beside it (Deep3DFaceRecon's `detections/<name>.txt`, 5
+     points, or 68-point files);
+  2. align as Deep3DFaceRecon does (5 points, scale 102 / s, 224 x 224 crop), keeping the
+     transform;
+  3. skin attention mask on the crop (naive Bayes);
+  4. fit the coefficients (analysis by synthesis, batched) from the mean face or an R-Net
+     prediction;
+  5. write per face: <name>.obj (lit vertex colours) and <name>_albedo.obj, <name>_coeffs.npz,
+     <name>_lm68.txt (original-image pixels, y down), <name>_overlay.png and <name>_pasted.png.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Callable, Iterator, List, Optional, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from facerecon_jax import alignment, detection, export, fitting, renderer, skin, visualize
+from facerecon_jax.coefficients import CoeffLayout
+from facerecon_jax.face_model import FaceModel
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+@dataclasses.dataclass
+class Source:
+    """One image to process: `load()` gives its uint8 RGB pixels (may raise ImageReadError)."""
+    name: str
+    path: str
+    load: Callable[[], np.ndarray]
+    landmark_file: Optional[pathlib.Path] = None
+
+
+@dataclasses.dataclass
+class PreparedFace:
+    name: str
+    path: str
+    image: np.ndarray               # original, uint8 RGB
+    crop: np.ndarray                # (224, 224, 3) uint8
+    align: alignment.Alignment
+    lm68_image: np.ndarray          # (68, 2) original pixels, y down
+    lm68_crop: np.ndarray           # (68, 2) crop pixels, y down
+    attention: np.ndarray           # (224, 224) skin attention A
+    landmark_source: str            # "hog", "cnn" or the landmark file
+
+
+def iter_sources(inputs: Sequence[str], video_every: int = 1,
+                 max_frames: Optional[int] = None) -> Iterator[Source]:
+    """Image files, folders (their images and videos, sorted) and videos (one source a frame)."""
+    for item in inputs:
+        p = pathlib.Path(item).expanduser()
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir()
+                           if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+            yield from iter_sources([str(f) for f in files], video_every, max_frames)
+        elif p.suffix.lower() in VIDEO_SUFFIXES:
+            yield from _video_sources(p, video_every, max_frames)
+        else:
+            yield Source(p.stem, str(p), lambda p=p: detection.read_image(p),
+                         detection.find_landmark_file(p) if p.exists() else None)
+
+
+def _video_sources(path: pathlib.Path, every: int, max_frames: Optional[int]):
+    try:
+        for index, frame in detection.video_frames(path, every=every, max_frames=max_frames):
+            yield Source(f"{path.stem}_f{index:06d}", f"{path}#frame{index}",
+                         lambda frame=frame: frame)
+    except detection.ImageReadError as e:
+        err = e
+
+        def fail():
+            raise err
+        yield Source(path.stem, str(path), fail)
+
+
+def prepare(source: Source, model: FaceModel, detector: detection.FaceDetector,
+            faces: str = "largest") -> List[PreparedFace]:
+    """Landmarks, alignment and skin mask for every face to reconstruct in one source."""
+    image = source.load()
+    ref5 = alignment.reference_points(model)
+    found = []
+    if source.landmark_file is not None:
+        pts = detection.read_landmark_file(source.landmark_file)
+        if len(pts) == 68:
+            lm68 = pts
+        else:   # 5 points: the 68-point predictor inside a box around them
+            lo, hi = pts.min(0), pts.max(0)
+            size = max(hi - lo) * 2.2
+            c = (lo + hi) / 2 + [0, 0.15 * size]
+            box = (c[0] - size / 2, c[1] - size / 2, c[0] + size / 2, c[1] + size / 2)
+            lm68 = detector.landmarks_in_box(image, box)
+        found.append((lm68, str(source.landmark_file),
+                      pts if len(pts) == 5 else detection.five_from_68(lm68)))
+    else:
+        for f in detector.detect_or_raise(image, source.path, mode=faces):
+            found.append((f.landmarks68, f.detector, f.landmarks5))
+    out = []
+    for k, (lm68, origin, lm5) in enumerate(found):
+        crop, a = alignment.align(image, lm5, ref5)
+        lm_crop = alignment.image_to_crop(lm68, a)
+        prob = skin.skin_probability(crop, lm_crop)
+        name = source.name if len(found) == 1 else f"{source.name}_face{k}"
+        out.append(PreparedFace(name, source.path, image, crop, a, np.asarray(lm68, np.float64),
+                                lm_crop, np.asarray(skin.attention_mask(prob), np.float32),
+                                origin))
+    return out
+
+
+def fit_faces(model: FaceModel, layout: CoeffLayout, faces: Sequence[PreparedFace],
+              cfg: fitting.FitConfig, embed_params=None, init=None, progress=None):
+    """Fit a batch of prepared faces; returns (coefficients (B, N), history)."""
+    images = np.stack([f.crop for f in faces]).astype(np.float32) / 255.0
+    batch = fitting.prepare_batch(images, np.stack([f.lm68_crop for f in faces]),
+                                  np.stack([f.attention for f in faces]), embed_params)
+    return fitting.fit(model, layout, batch, cfg, init=init, embed_params=embed_params,
+                       progress=progress)
+
+
+def write_outputs(out_dir: pathlib.Path, face: PreparedFace, model: FaceModel,
+                  layout: CoeffLayout, x, cfg: fitting.FitConfig) -> dict:
+    """Every output file for one fitted face; returns a summary (paths, landmark error)."""
+    out_dir = pathlib.Path(out_dir)
+    m = model.to_jax()
+    x = jnp.asarray(x)[None]
+    parts = layout.split(x)
+    verts = renderer.face_vertices(m, parts, cfg.camera)
+    crop = face.crop.astype(np.float32) / 255.0
+    out = renderer.render_vertices(m, verts, renderer.RenderConfig(camera=cfg.camera),
+                                   background=jnp.asarray(crop)[None])
+    render = np.asarray(out["colour"][0])
+    alpha = np.asarray(out["mask"][0])
+    lm_fit_crop = np.asarray(verts["landmarks"][0], np.float64)
+    lm_fit_image = alignment.crop_to_image(lm_fit_crop, face.align)
+    base = out_dir / face.name
+    posed = np.asarray(verts["posed"][0])
+    paths = [
+        export.save_mesh(f"{base}.obj", posed, model.triangles, np.asarray(verts["colour"][0])),
+        export.save_mesh(f"{base}_albedo.obj", posed, model.triangles,
+                         np.asarray(verts["albedo"][0])),
+        export.save_coefficients(
+            f"{base}_coeffs.npz", {k: np.asarray(v[0]) for k, v in parts.items()},
+            trans_params=face.align.to_array(), lm68_crop=face.lm68_crop,
+            lm68_image=face.lm68_image, lm68_fitted_image=lm_fit_image,
+            coeffs=np.asarray(x[0]), light=np.array(layout.light),
+            face_model=np.array(model.info.get("name", ""))),
+    ]
+    lm_path = pathlib.Path(f"{base}_lm68.txt")
+    lm_path.write_text("".join(f"{px:.3f} {py:.3f}\n" for px, py in lm_fit_image))
+    paths.append(lm_path)
+    panel = visualize.overlay_panel(face.crop, np.clip(render, 0, 1), alpha, face.lm68_crop,
+                                    lm_fit_crop)
+    paths.append(export.save_png(f"{base}_overlay.png", panel))
+    pasted = alignment.paste_back(face.image, np.clip(render, 0, 1), alpha, face.align)
+    paths.append(export.save_png(f"{base}_pasted.png", pasted))
+    return {"name": face.name, "source": face.path, "landmarks_from": face.landmark_source,
+            "landmark_error_nme": landmark_nme(lm_fit_crop, face.lm68_crop),
+            "files": [str(p) for p in paths]}
+
+
+def landmark_nme(pred, target) -> float:
+    """Mean 68-point error normalised by the inter-ocular distance (outer eye corners 36, 45)."""
+    pred, target = np.asarray(pred), np.asarray(target)
+    iod = np.linalg.norm(target[36] - target[45])
+    return float(np.mean(np.linalg.norm(pred - target, axis=-1)) / max(iod, 1e-6))
+
+
+def write_report(path: pathlib.Path, results: list, failures: list) -> None:
+    path.write_text(json.dumps({"faces": results, "failed": failures}, indent=2))

@@ -1,0 +1,69 @@
+"""End to end: photos in, faces out (short fits so the suite stays fast)."""
+import json
+import shutil
+import subprocess
+import sys
+
+import matplotlib.cbook
+import numpy as np
+import skimage.data
+import trimesh
+from PIL import Image
+
+from facerecon_jax import alignment, detection
+
+
+def _run(args, cwd):
+    return subprocess.run([sys.executable, "-m", "launch.reconstruct", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_reconstruct_photos_and_bad_inputs(tmp_path, request):
+    root = request.config.rootpath
+    inp = tmp_path / "in"
+    inp.mkdir()
+    Image.fromarray(skimage.data.astronaut()).save(inp / "astronaut.png")
+    (inp / "corrupt.jpg").write_bytes(b"\xff\xd8 this is not a jpeg" * 20)
+    Image.fromarray(np.full((120, 160, 3), 127, np.uint8)).save(inp / "blank.png")
+    out = tmp_path / "out"
+    res = _run(["--input", str(inp), "--output_dir", str(out), "--config.steps_landmark=80",
+                "--config.steps=15", "--config.perceptual=False"], root)
+    # two of three inputs fail, each named, and the exit status says how many
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "corrupt.jpg" in res.stdout and "blank.png" in res.stdout
+    assert "no face found" in res.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert [f["name"] for f in report["faces"]] == ["astronaut"]
+    face = report["faces"][0]
+    assert face["landmark_error_nme"] < 0.08
+    for suffix in (".obj", "_albedo.obj", "_coeffs.npz", "_lm68.txt", "_overlay.png",
+                   "_pasted.png"):
+        assert (out / f"astronaut{suffix}").exists(), suffix
+    mesh = trimesh.load(out / "astronaut.obj", process=False)
+    assert len(mesh.vertices) > 1000 and mesh.visual.vertex_colors.shape[1] == 4
+    # fitted landmarks in original-image pixels land on the detected ones
+    lm = np.loadtxt(out / "astronaut_lm68.txt")
+    det = detection.FaceDetector().detect(skimage.data.astronaut())[0].landmarks68
+    iod = np.linalg.norm(det[36] - det[45])
+    assert np.mean(np.linalg.norm(lm - det, axis=1)) / iod < 0.08
+    c = np.load(out / "astronaut_coeffs.npz")
+    a = alignment.Alignment.from_array(c["trans_params"])
+    np.testing.assert_allclose(alignment.crop_to_image(c["lm68_crop"], a), det, atol=1e-6)
+    assert Image.open(out / "astronaut_pasted.png").size == (512, 512)
+
+
+def test_landmark_file_beside_the_image_is_used(tmp_path, request):
+    root = request.config.rootpath
+    img = skimage.data.astronaut()
+    det = detection.FaceDetector().detect(img)[0]
+    (tmp_path / "detections").mkdir()
+    Image.fromarray(img).save(tmp_path / "a.png")
+    detection.write_landmark_file(tmp_path / "detections" / "a.txt", det.landmarks5)
+    shutil.copy(tmp_path / "a.png", tmp_path / "b.png")
+    out = tmp_path / "out"
+    res = _run(["--input", str(tmp_path / "a.png"), "--output_dir", str(out),
+                "--config.steps_landmark=10", "--config.steps=2", "--config.perceptual=False"],
+               root)
+    assert res.returncode == 0, res.stdout + res.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["faces"][0]["landmarks_from"].endswith("detections/a.txt")
