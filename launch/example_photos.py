@@ -1,0 +1,34 @@
+"""Write the public-domain face photos that ship inside installed packages into a folder.
+
+  python -m launch.example_photos --output_dir photos/
+
+scikit-image's `astronaut` (Eileen Collins, NASA) and matplotlib's `grace_hopper.jpg` (US Navy),
+both public domain: something to reconstruct on a fresh install with nothing downloaded.
+"""
+import os
+import shutil
+
+from absl import app, flags
+
+_OUT = flags.DEFINE_string("output_dir", "photos", "Folder to write the photos into.")
+
+
+def main(argv):
+    del argv
+    import matplotlib.cbook
+    import skimage.data
+    from PIL import Image
+
+    os.makedirs(_OUT.value, exist_ok=True)
+    Image.fromarray(skimage.data.astronaut()).save(os.path.join(_OUT.value, "astronaut.png"))
+    shutil.copy(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False),
+                os.path.join(_OUT.value, "grace_hopper.jpg"))
+    print(f"wrote astronaut.png and grace_hopper.jpg to {_OUT.value}")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
