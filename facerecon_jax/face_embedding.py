@@ -399,3 +399,38 @@ def landmarks_to_numpy(shape) -> np.ndarray:
     """(68,2) float array of a dlib full_object_detection's parts."""
     return np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)],
                     np.float64)
+
+
+def face_chip_transforms(landmarks68, size: int = CHIP_SIZE,
+                         padding: float = CHIP_PADDING) -> jnp.ndarray:
+    """Batched, jittable :func:`face_chip_transform`: (B, 68, 2) landmarks -> (B, 2, 3).
+
+    The same geometry in jnp (float32) so a jitted train step can cut chips from landmarks that
+    arrive as device arrays; not differentiated (stop_gradient).
+    """
+    pts = jax.lax.stop_gradient(jnp.asarray(landmarks68, jnp.float32))
+    ref = np.stack([_MEAN_FACE_X, _MEAN_FACE_Y], 1)[CHIP_LANDMARKS - 17]
+    src = jnp.asarray((padding + ref) / (2 * padding + 1) * size, jnp.float32)   # (n, 2)
+    dst = pts[:, CHIP_LANDMARKS, :]                                               # (B, n, 2)
+    mu_s, mu_d = src.mean(0), dst.mean(1)
+    s0, d0 = src - mu_s, dst - mu_d[:, None, :]
+    var_s = jnp.mean(jnp.sum(s0 * s0, axis=1))
+    cov = jnp.einsum("bni,nj->bij", d0, s0) / src.shape[0]                        # (B, 2, 2)
+    u, sv, vt = jnp.linalg.svd(cov)
+    det = jnp.linalg.det(cov)
+    flip = (det < 0) | ((det == 0) & (jnp.linalg.det(u) * jnp.linalg.det(vt) < 0))
+    sign = jnp.stack([jnp.ones_like(det), jnp.where(flip, -1.0, 1.0)], -1)       # sv sorted desc
+    rot = jnp.einsum("bij,bj,bjk->bik", u, sign, vt)
+    c = jnp.sum(sv * sign, -1) / var_s
+    m = c[:, None, None] * rot
+    t = mu_d - jnp.einsum("bij,j->bi", m, mu_s)
+    p = m[:, :, 0]
+    angle = jnp.arctan2(p[:, 1], p[:, 0])
+    w = size * jnp.hypot(p[:, 0], p[:, 1])
+    center = jnp.einsum("bij,j->bi", m, jnp.full((2,), size / 2.0)) + t
+    ca, sa = jnp.cos(angle), jnp.sin(angle)
+    rot2 = jnp.stack([jnp.stack([ca, -sa], -1), jnp.stack([sa, ca], -1)], -2)   # (B, 2, 2)
+    step = (w - 1.0) / (size - 1)
+    lin = rot2 * step[:, None, None]
+    offset = center - jnp.einsum("bij,bj->bi", rot2, jnp.stack([(w - 1) / 2, (w - 1) / 2], -1))
+    return jnp.concatenate([lin, offset[..., None]], axis=-1)

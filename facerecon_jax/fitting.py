@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from facerecon_jax import camera as cam
-from facerecon_jax import face_embedding, losses, renderer
+from facerecon_jax import face_embedding, losses
 from facerecon_jax.coefficients import CoeffLayout
 from facerecon_jax.face_model import FaceModel
 
@@ -46,38 +46,6 @@ def _field_mask(layout: CoeffLayout, fields) -> np.ndarray:
     for f in fields:
         m[layout.slices()[f]] = 1.0
     return m
-
-
-def make_loss(model: FaceModel, layout: CoeffLayout, cfg: FitConfig,
-              embed_params=None, stage: int = 2) -> Callable:
-    """loss(x, batch) -> (scalar, terms) for batch dict with image (B,H,W,3) in [0, 1],
-    landmarks (B,68,2) crop pixels y down, attention (B,H,W), and for the perceptual term
-    chip (B,2,3) transforms and target_feat (B,128)."""
-    w = cfg.weights
-    rcfg = renderer.RenderConfig(camera=cfg.camera, soft=cfg.soft, backend=cfg.backend)
-    use_per = stage == 2 and cfg.perceptual and embed_params is not None and w.per > 0
-
-    def loss(x, batch):
-        parts = layout.split(x)
-        verts = renderer.face_vertices(model, parts, cfg.camera)
-        terms = {"lan": losses.landmark(verts["landmarks"], batch["landmarks"]),
-                 "coef": losses.coefficient_reg(parts, w)}
-        if stage == 2:
-            out = renderer.render_vertices(model, verts, rcfg, background=batch["image"])
-            region = out["alpha"] * out["front"] if not cfg.soft else out["alpha"]
-            terms["photo"] = losses.photometric(out["image"], batch["image"], region,
-                                                batch["attention"])
-            terms["tex"] = losses.texture_variance(verts["albedo"], model.skin_mask)
-            if w.gamma:
-                terms["gamma"] = losses.gamma_channel_variance(parts["gamma"])
-            if use_per:
-                chips = face_embedding.extract_chip(out["image"] * 255.0, batch["chip"])
-                feat = face_embedding._MODEL.apply(embed_params, chips)
-                terms["per"] = losses.perceptual(feat, batch["target_feat"])
-        total = losses.total(terms, w)
-        return jnp.mean(total), {k: v for k, v in terms.items()}
-
-    return loss
 
 
 def prepare_batch(images, landmarks, attention, embed_params=None) -> Dict[str, jnp.ndarray]:
@@ -117,7 +85,10 @@ def fit(model: FaceModel, layout: CoeffLayout, batch: Dict[str, jnp.ndarray],
     for name, stage, n_steps, fields in stages:
         if n_steps <= 0:
             continue
-        loss_fn = make_loss(model, layout, cfg, embed_params, stage)
+        loss_fn = losses.make_hybrid_loss(
+            model, layout, camera=cfg.camera, weights=cfg.weights, soft=cfg.soft,
+            backend=cfg.backend, embed_params=embed_params if cfg.perceptual else None,
+            landmarks_only=stage == 1)
         mask = jnp.asarray(_field_mask(layout, fields))
         sched = optax.cosine_decay_schedule(1.0, n_steps, alpha=0.1)
         opt = optax.chain(optax.scale_by_adam(), optax.scale_by_schedule(sched))

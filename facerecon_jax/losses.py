@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -98,3 +99,50 @@ def total(terms: Dict[str, jnp.ndarray], w: LossWeights):
     weights = {"photo": w.photo, "lan": w.lan, "per": w.per, "coef": w.coef, "tex": w.tex,
                "gamma": w.gamma}
     return sum(weights[k] * v for k, v in terms.items() if k in weights)
+
+
+def make_hybrid_loss(model, layout, *, camera, weights: LossWeights = LossWeights(),
+                     soft: bool = False, backend: str = "scatter", embed_params=None,
+                     landmarks_only: bool = False):
+    """loss(x, batch) -> (mean total, {term: (B,)}) for coefficient vectors x (B, layout.size).
+
+    batch: image (B, H, W, 3) in [0, 1], landmarks (B, 68, 2) crop pixels y down, attention
+    (B, H, W); for the perceptual term optionally chip (B, 2, 3) and target_feat (B, 128), else
+    computed here from the landmarks and the input image (not differentiated). The render is
+    composited over the input image, so the embedding sees the same background in both.
+    `landmarks_only`: landmark and coefficient terms only (no rendering).
+    """
+    from facerecon_jax import face_embedding, renderer   # renderer imports nothing from here
+
+    w = weights
+    rcfg = renderer.RenderConfig(camera=camera, soft=soft, backend=backend)
+    use_per = (not landmarks_only) and embed_params is not None and w.per > 0
+
+    def loss(x, batch):
+        parts = layout.split(x)
+        verts = renderer.face_vertices(model, parts, camera)
+        terms = {"lan": landmark(verts["landmarks"], batch["landmarks"]),
+                 "coef": coefficient_reg(parts, w)}
+        if not landmarks_only:
+            out = renderer.render_vertices(model, verts, rcfg, background=batch["image"])
+            region = out["alpha"] if soft else out["alpha"] * out["front"]
+            terms["photo"] = photometric(out["image"], batch["image"], region,
+                                         batch["attention"])
+            terms["tex"] = texture_variance(verts["albedo"], model.skin_mask)
+            if w.gamma:
+                terms["gamma"] = gamma_channel_variance(parts["gamma"])
+            if use_per:
+                chip = batch.get("chip")
+                if chip is None:
+                    chip = face_embedding.face_chip_transforms(batch["landmarks"])
+                target = batch.get("target_feat")
+                if target is None:
+                    real = face_embedding.extract_chip(batch["image"] * 255.0, chip)
+                    target = jax.lax.stop_gradient(
+                        face_embedding.FaceEmbeddingNet().apply(embed_params, real))
+                chips = face_embedding.extract_chip(out["image"] * 255.0, chip)
+                feat = face_embedding.FaceEmbeddingNet().apply(embed_params, chips)
+                terms["per"] = perceptual(feat, target)
+        return jnp.mean(total(terms, w)), terms
+
+    return loss

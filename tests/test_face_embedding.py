@@ -187,3 +187,13 @@ def test_gradient_wrt_image(faces, params):
     corners = transform @ np.array([[0, 149, 0, 149], [0, 0, 149, 149], [1, 1, 1, 1]])
     assert xs.min() >= np.floor(corners[0].min()) and xs.max() <= np.ceil(corners[0].max()) + 1
     assert ys.min() >= np.floor(corners[1].min()) and ys.max() <= np.ceil(corners[1].max()) + 1
+
+
+def test_batched_jnp_chip_transforms_match_numpy():
+    rng = np.random.default_rng(0)
+    base = np.stack([np.linspace(40, 180, 68), 100 + 30 * np.sin(np.arange(68))], 1)
+    lms = np.stack([base + rng.normal(size=base.shape) * 2 for _ in range(3)])
+    lms[1] = lms[1] @ np.array([[0.9, -0.3], [0.3, 0.9]]).T     # rotated and scaled face
+    got = np.asarray(fe.face_chip_transforms(lms))
+    for b in range(3):
+        np.testing.assert_allclose(got[b], fe.face_chip_transform(lms[b]), atol=2e-3)
