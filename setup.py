@@ -23,6 +23,7 @@ setup(
         "absl-py>=2.0",
         "ml_collections>=0.1.1",
         "pillow>=10.0",
+        "tensorboardX>=2.6",        # TensorBoard summaries without TensorFlow
         # offline face detection, 68 landmarks and the face-embedding network (DESIGN 10)
         "dlib-bin>=19.24",
         "face_recognition_models>=0.3.0",
@@ -35,6 +36,8 @@ setup(
             "facerecon-render=launch.render:run",
             "facerecon-reconstruct=launch.reconstruct:run",
             "facerecon-example-photos=launch.example_photos:run",
+            "facerecon-prepare-data=launch.prepare_data:run",
+            "facerecon-train=launch.train:run",
         ],
     },
 )

@@ -1,0 +1,118 @@
+"""Turn photos (or synthetic faces) into training shards for R-Net.
+
+  python -m launch.prepare_data --input photos/ --input more.jpg --output_dir data/train
+  python -m launch.prepare_data --synthetic 20000 --condition train --seed 0 --output_dir data/syn
+
+Photos: every image in the folders / files / videos given (Deep3DFaceRecon's layout with
+``detections/<name>.txt`` beside the images is used as the landmarks), faces found and aligned
+as `facerecon-reconstruct` does (68 landmarks, 224 x 224 crop, naive-Bayes skin attention,
+trans_params).  Synthetic: `--synthetic N` rendered faces with ground-truth coefficients instead
+(facerecon_jax.synthetic).  Output: ``shard-XXXXX-of-YYYYY.npz`` files and ``index.json``
+(facerecon_jax.data).  Unreadable files and photos without a face are reported, listed under
+"skipped" in index.json with the reason, and the run goes on; the exit status is 0 when anything
+was written, 1 when nothing could be.
+"""
+import pathlib
+import sys
+
+from absl import app, flags, logging
+
+_INPUT = flags.DEFINE_multi_string("input", None, "Image files, folders or videos (repeatable).")
+_OUT = flags.DEFINE_string("output_dir", None, "Folder for the shards and index.json.")
+_SHARD_SIZE = flags.DEFINE_integer("shard_size", 1000, "Examples per shard (write at least one "
+                                   "shard per host that will read the data).")
+_FACES = flags.DEFINE_enum("faces", "largest", ["largest", "all"],
+                           "Several faces in a photo: the largest, or all of them.")
+_VIDEO_EVERY = flags.DEFINE_integer("video_every", 10, "Use every n-th frame of videos.")
+_MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "At most this many frames per video.")
+_SYNTHETIC = flags.DEFINE_integer("synthetic", 0, "Write this many synthetic faces instead of "
+                                  "photos (with ground-truth coefficients).")
+_CONDITION = flags.DEFINE_enum("condition", "train",
+                               ["cooperative", "indoor", "outdoor", "train"],
+                               "Synthetic capture condition ('train' mixes the three).")
+_SEED = flags.DEFINE_integer("seed", 0, "Synthetic data seed.")
+_SIZE = flags.DEFINE_integer("size", 224, "Synthetic image size.")
+_LIGHT = flags.DEFINE_enum("light", "mono", ["mono", "rgb"],
+                           "Coefficient layout of the synthetic ground truth (light mode).")
+_MODEL = flags.DEFINE_string("model", "default",
+                             "Face model: 'default' (ICT), a facerecon .npz, or BFM files.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace shards already in --output_dir.")
+flags.mark_flag_as_required("output_dir")
+
+
+def _photos(out_dir, model, bar_cls) -> int:
+    import numpy as np
+
+    from facerecon_jax import data, detection, reconstruct
+
+    sources = list(reconstruct.iter_sources(_INPUT.value, _VIDEO_EVERY.value, _MAX_FRAMES.value))
+    writer = data.ShardWriter(out_dir, _SHARD_SIZE.value, source="photos",
+                              metadata={"face_model": model.info.get("name", ""),
+                                        "inputs": list(_INPUT.value)},
+                              overwrite=_OVERWRITE.value)
+    if not sources:
+        logging.error("no images or videos found in %s", _INPUT.value)
+    detector = detection.FaceDetector()
+    bar = bar_cls(len(sources), unit="image")
+    for src in sources:
+        try:
+            faces = reconstruct.prepare(src, model, detector, _FACES.value)
+        except (detection.ImageReadError, detection.NoFaceError, detection.LandmarkFileError,
+                ValueError) as e:
+            reason = str(e)
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop the run
+            reason = f"{type(e).__name__}: {e}"
+        else:
+            reason = None
+            for f in faces:
+                writer.add({"image": f.crop, "landmarks": f.lm68_crop,
+                            "attention": f.attention, "name": f.name,
+                            "trans_params": np.asarray(f.align.to_array(), np.float32)})
+        if reason is not None:
+            writer.skip(src.path, reason)
+            sys.stderr.write(f"\nskipped {src.path}: {reason}\n")
+        bar.update(1, note=f"{writer.num_examples} faces, {len(writer.skipped)} skipped")
+    bar.close()
+    index = writer.close()
+    for s in index["skipped"]:
+        print(f"SKIPPED {s['source']}: {s['reason']}")
+    return index["num_examples"]
+
+
+def _synthetic(out_dir, model, bar_cls) -> int:
+    from facerecon_jax import coefficients, synthetic
+
+    layout = coefficients.CoeffLayout.for_model(model, _LIGHT.value)
+    bar = bar_cls(_SYNTHETIC.value, unit="face")
+    index = synthetic.write_synthetic_shards(
+        out_dir, model, layout, _SYNTHETIC.value, seed=_SEED.value, condition=_CONDITION.value,
+        shard_size=_SHARD_SIZE.value, size=_SIZE.value, progress=bar, overwrite=_OVERWRITE.value)
+    bar.close()
+    return index["num_examples"]
+
+
+def main(argv):
+    del argv
+    from facerecon_jax import progress
+    from facerecon_jax.model_loading import load_face_model
+
+    if not _SYNTHETIC.value and not _INPUT.value:
+        raise app.UsageError("give --input (photos) or --synthetic N")
+    out_dir = pathlib.Path(_OUT.value)
+    try:
+        model = load_face_model(_MODEL.value)
+        run = _synthetic if _SYNTHETIC.value else _photos
+        n = run(out_dir, model, progress.Progress)
+    except (FileExistsError, FileNotFoundError, ValueError, OSError) as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {n} examples to {out_dir} ({out_dir / 'index.json'})")
+    return 0 if n > 0 else 1
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,131 @@
+"""The synthetic ("generate and render") data source, on the small grid model at 64 px."""
+import numpy as np
+import pytest
+
+from facerecon_jax import coefficients, synthetic
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def setup(small_grid):
+    lay = coefficients.CoeffLayout.for_model(small_grid, "rgb")
+    return small_grid, lay
+
+
+@pytest.fixture(scope="module")
+def batch(setup):
+    model, lay = setup
+    return synthetic.generate(model, lay, 6, seed=3, condition="indoor", size=SIZE,
+                              batch_size=4, occlusion_prob=1.0)
+
+
+def test_generate_is_deterministic_per_seed_and_index(setup, batch):
+    model, lay = setup
+    again = synthetic.generate(model, lay, 6, seed=3, condition="indoor", size=SIZE,
+                               batch_size=4, occlusion_prob=1.0)
+    for k in batch:
+        np.testing.assert_array_equal(batch[k], again[k], err_msg=k)
+    # example i depends on (seed, i) only: a later chunk equals the tail of a longer run
+    tail = synthetic.generate(model, lay, 2, seed=3, condition="indoor", size=SIZE,
+                              batch_size=4, occlusion_prob=1.0, start=4)
+    np.testing.assert_array_equal(tail["image"], batch["image"][4:])
+    np.testing.assert_array_equal(tail["coeffs"], batch["coeffs"][4:])
+    other = synthetic.generate(model, lay, 2, seed=4, condition="indoor", size=SIZE,
+                               batch_size=4, occlusion_prob=1.0)
+    assert not np.array_equal(other["coeffs"], batch["coeffs"][:2])
+
+
+def test_shapes_landmarks_masks(setup, batch):
+    model, lay = setup
+    n = 6
+    assert batch["image"].shape == (n, SIZE, SIZE, 3) and batch["image"].dtype == np.uint8
+    assert batch["coeffs"].shape == (n, lay.size) and batch["coeffs"].dtype == np.float32
+    assert batch["landmarks"].shape == (n, 68, 2)
+    lm = batch["landmarks"]
+    assert np.all(lm >= 0) and np.all(lm <= SIZE - 1)
+    # landmarks sit on the rendered face (nearest pixel, or a neighbour for boundary points)
+    for i in range(n):
+        face = batch["face_mask"][i] > 0.5
+        assert 0.1 < face.mean() < 0.9
+        grown = face.copy()
+        grown[1:] |= face[:-1]
+        grown[:-1] |= face[1:]
+        grown[:, 1:] |= grown[:, :-1]
+        grown[:, :-1] |= grown[:, 1:]
+        px = np.round(lm[i]).astype(int)
+        assert grown[px[:, 1], px[:, 0]].all()
+    # attention is the face mask minus the occluder; the occluder covers a bounded fraction
+    np.testing.assert_allclose(batch["attention"],
+                               batch["face_mask"] * (1 - batch["occlusion_mask"]))
+    occ = batch["occlusion_mask"]
+    assert set(np.unique(occ)) <= {0.0, 1.0}
+    covered = (occ * batch["face_mask"]).sum((1, 2)) / batch["face_mask"].sum((1, 2))
+    assert np.all(covered <= 0.3 + 1e-6)
+    assert (covered > 0).sum() >= 3          # occlusion_prob = 1: most draws hit the face
+    # the occluded pixels changed, the rest of the face is the render
+    verts = synthetic.gt_vertices(model, lay, batch["coeffs"])
+    assert verts.shape == (n, model.n_vertices, 3)
+    np.testing.assert_allclose(synthetic.gt_vertices(model, lay, batch["coeffs"][0]), verts[0])
+
+
+def test_conditions_differ_in_pose_spread(setup, default_model):
+    model, lay = setup
+    yaw = {}
+    for cond in ("cooperative", "indoor", "outdoor", "train"):
+        x = synthetic.sample_coefficients(7, model, lay, 400, cond)
+        yaw[cond] = np.degrees(lay.split(x)["angles"][:, 1])
+    assert np.abs(yaw["cooperative"]).max() < 10
+    assert np.abs(yaw["outdoor"]).max() > 35 and np.abs(yaw["outdoor"]).max() <= 45
+    assert yaw["cooperative"].std() < yaw["indoor"].std() < yaw["outdoor"].std()
+    assert yaw["cooperative"].std() < yaw["train"].std() < yaw["outdoor"].std()
+    # JAX keys and Generators are accepted; the same key gives the same draw
+    import jax
+    k = jax.random.PRNGKey(5)
+    np.testing.assert_array_equal(synthetic.sample_coefficients(k, model, lay, 3),
+                                  synthetic.sample_coefficients(k, model, lay, 3))
+    # blendshape models get sparse expressions in [0, 1]; others N(0, s)
+    dl = coefficients.CoeffLayout.for_model(default_model, "mono")
+    e = dl.split(synthetic.sample_coefficients(1, default_model, dl, 200, "train"))["exp"]
+    assert e.min() >= 0 and e.max() <= 1 and (e > 0).sum(1).max() <= 4
+    g = lay.split(synthetic.sample_coefficients(1, model, lay, 200, "indoor"))["exp"]
+    assert g.min() < 0 < g.max()
+
+
+def test_light_is_ambient_plus_a_directional_lobe():
+    """The SH light of a directional source: brightest facing the light, darkest facing away."""
+    import jax.numpy as jnp
+
+    from facerecon_jax import lighting
+    d = np.array([0.6, 0.0, 0.8])
+    g = synthetic.directional_sh(d, ambient=0.3, intensity=0.8)
+    normals = jnp.asarray([d, [0, 0, 1.0], -d], jnp.float32)
+    e = np.asarray(lighting.irradiance(normals, jnp.asarray(g, jnp.float32)))[:, 0]
+    assert e[0] > e[1] > e[2]
+    # a clamped cosine: ~A + K facing the light, ~A facing away (3-band approximation)
+    assert abs(e[0] - 1.1) < 0.1 and abs(e[2] - 0.3) < 0.1
+    flat = synthetic.directional_sh(d, ambient=0.709, intensity=0.0)
+    np.testing.assert_allclose(flat[1:], 0, atol=1e-12)      # no light: only ambient, which
+    assert abs(flat[0]) < 1e-3                                  # 0.709 is the renderer's default
+
+
+def test_backgrounds_and_occluders(rng):
+    bgs = synthetic.backgrounds(rng, 6, 48)
+    assert bgs.shape == (6, 48, 48, 3) and bgs.dtype == np.float32
+    assert bgs.min() >= 0 and bgs.max() <= 1
+    for kind in ("photo", "noise", "stripes", "checker", "gradient"):
+        b = synthetic.background(np.random.default_rng(0), 48, kind)
+        assert b.std() > 0.01, kind
+    img = np.full((48, 48, 3), 0.5, np.float32)
+    face = np.zeros((48, 48), np.float32)
+    face[8:40, 10:38] = 1
+    lm = np.zeros((68, 2))
+    lm[36:42] = [18, 20]
+    lm[42:48] = [30, 20]
+    for kind in synthetic.OCCLUDER_KINDS:
+        for s in range(4):
+            out, m = synthetic.occlude(np.random.default_rng(s), img, face, lm,
+                                       max_fraction=0.25, kind=kind)
+            assert (m * face).sum() <= 0.25 * face.sum()
+            changed = np.any(out != img, axis=-1)
+            assert not np.any(changed & (m == 0)), kind
