@@ -38,6 +38,7 @@ setup(
             "facerecon-example-photos=launch.example_photos:run",
             "facerecon-prepare-data=launch.prepare_data:run",
             "facerecon-train=launch.train:run",
+            "facerecon-aggregate=launch.aggregate:run",
         ],
     },
 )

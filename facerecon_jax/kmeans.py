@@ -326,11 +326,18 @@ def largest_cluster_centroid(x, k, key, *, n_init: int = 10, max_iter: int = 300
     x = jnp.asarray(x, jnp.float32)
     k = int(min(k, x.shape[0]))
     r = kmeans(x, k, key=key, n_init=n_init, max_iter=max_iter, tol=tol, init=init)
+    return r.centroids[largest_cluster(x, r)]
+
+
+def largest_cluster(x, r: "KMeansResult"):
+    """Index of the cluster with the most members; ties go to the smaller within-cluster spread
+    (mean squared distance of its members to its centroid)."""
+    k = r.centroids.shape[0]
     counts = jnp.bincount(r.labels, length=k)
-    sq = jnp.sum((x - r.centroids[r.labels]) ** 2, axis=1)
+    sq = jnp.sum((jnp.asarray(x, jnp.float32) - r.centroids[r.labels]) ** 2, axis=1)
     spread = jax.ops.segment_sum(sq, r.labels, num_segments=k) / jnp.maximum(counts, 1)
     spread = jnp.where(counts == jnp.max(counts), spread, jnp.inf)
-    return r.centroids[jnp.argmin(spread)]
+    return jnp.argmin(spread)
 
 
 def cluster_people(x, n_people, key, *, n_init: int = 10, max_iter: int = 300,
@@ -345,5 +352,6 @@ def cluster_people(x, n_people, key, *, n_init: int = 10, max_iter: int = 300,
 
 
 __all__ = ["KMeansResult", "kmeans", "kmeans_single", "auto_chunk_size", "use_gram",
-           "mean_aggregate", "median_aggregate", "largest_cluster_centroid", "cluster_people",
+           "mean_aggregate", "median_aggregate", "largest_cluster_centroid", "largest_cluster",
+           "cluster_people",
            "DISTANCE_BLOCK_BYTES", "GRAM_MAX_BYTES"]

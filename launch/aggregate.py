@@ -1,0 +1,172 @@
+"""One face per person from many images (the paper's multi-image reconstruction).
+
+  facerecon-aggregate --input people/ --output_dir faces/                 # per-person mode
+  facerecon-aggregate --input people/ --mode paper --output_dir faces/   # identities unknown
+  facerecon-aggregate --input alice/ --input bob/ --mode mean ...        # baseline
+
+Each input is a person's folder, or a folder of person folders. A person folder holds the
+<name>_coeffs.npz files that facerecon-reconstruct writes; if it holds images instead, they are
+reconstructed first (into <output_dir>/reconstruct/<person>/). In paper mode all vectors are
+pooled and clustered with K = --n_people (default: the number of person folders), and the
+report says which image went to which cluster (and, when the folders name people, how well the
+clusters match them: adjusted Rand index).
+
+Per person: <person>.obj (identity mesh: neutral expression, frontal, albedo colours),
+<person>_coeffs.npz, <person>.png (a frontal render); and report.json.
+"""
+import json
+import os
+import pathlib
+import sys
+
+from absl import app, flags, logging
+
+_INPUT = flags.DEFINE_multi_string("input", None, "Person folders, or a folder of them.")
+_OUT = flags.DEFINE_string("output_dir", "faces", "Where to write the results.")
+_MODE = flags.DEFINE_enum("mode", "per_person", ["paper", "per_person", "mean", "median"],
+                          "Aggregation mode.")
+_FIELDS = flags.DEFINE_enum("fields", "identity", ["identity", "all", "shape"],
+                            "Which parts of the vector are clustered: identity+texture, all, "
+                            "or identity only.")
+_N_PEOPLE = flags.DEFINE_integer("n_people", None, "Paper mode: K (default: person folders).")
+_K = flags.DEFINE_integer("k", None, "Per-person mode: clusters inside a person "
+                                     "(default 2 with 4+ images, else 1).")
+_N_INIT = flags.DEFINE_integer("n_init", 10, "k-means restarts (vmapped).")
+_SEED = flags.DEFINE_integer("seed", 0, "k-means key.")
+_KEEP_EXP = flags.DEFINE_bool("keep_expression", False,
+                              "Keep the mean expression and pose instead of neutral.")
+_MODEL = flags.DEFINE_string("model", "default", "Face model the coefficients belong to.")
+flags.mark_flag_as_required("input")
+
+
+def _person_folders(inputs):
+    out = []
+    for item in inputs:
+        p = pathlib.Path(item).expanduser()
+        if not p.is_dir():
+            raise ValueError(f"{p} is not a folder")
+        subdirs = sorted(d for d in p.iterdir() if d.is_dir() and d.name != "detections")
+        if not list(p.glob("*_coeffs.npz")) and subdirs and not _has_images(p):
+            out.extend(subdirs)
+        else:
+            out.append(p)
+    return out
+
+
+def _has_images(folder):
+    from facerecon_jax.reconstruct import IMAGE_SUFFIXES
+    return any(f.suffix.lower() in IMAGE_SUFFIXES for f in folder.iterdir() if f.is_file())
+
+
+def _reconstruct_folder(folder, out_dir, model):
+    from facerecon_jax import coefficients, detection, face_embedding, fitting, reconstruct
+    layout = coefficients.CoeffLayout.for_model(model, "rgb")
+    cfg = fitting.FitConfig()
+    embed = face_embedding.load_face_embedding()
+    det = detection.FaceDetector()
+    faces = []
+    for src in reconstruct.iter_sources([str(folder)]):
+        try:
+            faces.extend(reconstruct.prepare(src, model, det))
+        except ValueError as e:
+            print(f"skipped {src.path}: {e}", file=sys.stderr)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(0, len(faces), 8):
+        chunk = faces[i:i + 8]
+        x, _ = reconstruct.fit_faces(model, layout, chunk, cfg, embed)
+        for f, row in zip(chunk, x):
+            reconstruct.write_outputs(out_dir, f, model, layout, row, cfg)
+    return out_dir
+
+
+def main(argv):
+    del argv
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from facerecon_jax import aggregate, export, renderer
+    from facerecon_jax.model_loading import load_face_model
+
+    out_dir = pathlib.Path(_OUT.value)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = None
+    people = []            # (person name, image names, vectors, layout)
+    for folder in _person_folders(_INPUT.value):
+        names, x, layout = aggregate.load_folder(folder)
+        if not names and _has_images(folder):
+            model = model or load_face_model(_MODEL.value)
+            logging.info("no coefficient files in %s: reconstructing its images first", folder)
+            names, x, layout = aggregate.load_folder(
+                _reconstruct_folder(folder, out_dir / "reconstruct" / folder.name, model))
+        if not names:
+            print(f"skipped {folder}: no *_coeffs.npz files and no faces found", file=sys.stderr)
+            continue
+        people.append((folder.name, names, x, layout))
+    if not people:
+        print("nothing to aggregate", file=sys.stderr)
+        return 1
+    layouts = {p[3] for p in people}
+    if len(layouts) > 1:
+        print(f"the folders hold coefficients of different layouts: {layouts}", file=sys.stderr)
+        return 1
+    layout = people[0][3]
+    fields = aggregate.FIELD_SETS[_FIELDS.value]
+    key = jax.random.PRNGKey(_SEED.value)
+    report = {"mode": _MODE.value, "fields": list(fields), "n_init": _N_INIT.value,
+              "seed": _SEED.value, "people": []}
+    if _MODE.value == "paper":
+        names = [f"{p[0]}/{n}" for p in people for n in p[1]]
+        truth = [i for i, p in enumerate(people) for _ in p[1]]
+        x = np.concatenate([p[2] for p in people])
+        k = _N_PEOPLE.value or len(people)
+        results, labels, inertia = aggregate.cluster_all(
+            names, x, layout, k, fields=fields, key=key, n_init=_N_INIT.value,
+            keep_expression=_KEEP_EXP.value)
+        report.update({"n_people": k, "inertia": inertia,
+                       "assignments": {n: int(c) for n, c in zip(names, labels)}})
+        if len(people) > 1:
+            from sklearn.metrics import adjusted_rand_score
+            report["adjusted_rand_index_vs_folders"] = float(adjusted_rand_score(truth, labels))
+    else:
+        results = [aggregate.aggregate_person(
+            names, x, layout, mode=_MODE.value, fields=fields, k=_K.value, key=key,
+            n_init=_N_INIT.value, keep_expression=_KEEP_EXP.value, person=person)
+            for person, names, x, _ in people]
+    model = model or load_face_model(_MODEL.value)
+    if (model.n_id, model.n_exp, model.n_tex) != (layout.n_id, layout.n_exp, layout.n_tex):
+        print(f"the coefficients ({layout}) do not fit the face model {model.info.get('name')}"
+              f" ({model.n_id}/{model.n_exp}/{model.n_tex}); pass --model", file=sys.stderr)
+        return 1
+    m = model.to_jax()
+    cfg = renderer.RenderConfig()
+    for r in results:
+        xv = jnp.asarray(r.vector)[None]
+        parts = layout.split(xv)
+        verts = renderer.face_vertices(m, parts, cfg.camera)
+        base = out_dir / r.name
+        export.save_mesh(f"{base}.obj", np.asarray(verts["shape"][0]), model.triangles,
+                         np.asarray(verts["albedo"][0]))
+        export.save_coefficients(f"{base}_coeffs.npz",
+                                 {k: np.asarray(v[0]) for k, v in parts.items()},
+                                 coeffs=np.asarray(r.vector), members=np.array(r.members))
+        bg = export.gradient_background(cfg.camera.height, cfg.camera.width)
+        img = renderer.render_vertices(m, verts, cfg, jnp.asarray(bg)[None])["image"][0]
+        export.save_png(f"{base}.png", np.asarray(img))
+        report["people"].append({"name": r.name, "images": r.images, "members": r.members,
+                                 "labels": r.labels, "inertia": r.inertia,
+                                 "files": [f"{base}.obj", f"{base}_coeffs.npz", f"{base}.png"]})
+        print(f"{r.name}: {len(r.members)} of {len(r.images)} images -> {base}.obj")
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    if "adjusted_rand_index_vs_folders" in report:
+        print(f"clusters vs folders: adjusted Rand index "
+              f"{report['adjusted_rand_index_vs_folders']:.3f}")
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
