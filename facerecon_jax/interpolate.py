@@ -44,8 +44,12 @@ def barycentrics(screen, triangles, tri_id) -> PixelTriangles:
     screen_bary = e / area
     safe_z = jnp.where(mask[..., None], z, 1.0)
     pw = screen_bary / safe_z
-    bary = pw / jnp.sum(pw, axis=-1, keepdims=True)
     m = mask[..., None]
+    # where() alone would keep the forward pass finite but not the gradient: a zero denominator
+    # in a pixel that is masked out still sends 0 * inf = NaN back, so make it safe first.
+    denom = jnp.sum(pw, axis=-1, keepdims=True)
+    denom = jnp.where(m & (jnp.abs(denom) > 1e-20), denom, 1.0)
+    bary = pw / denom
     return PixelTriangles(corners, mask, jnp.where(m, bary, 0.0), jnp.where(m, screen_bary, 0.0))
 
 

@@ -141,3 +141,17 @@ def test_landmarks_land_on_the_rendered_vertices(default_model):
     # every landmark pixel is covered by the face
     cols, rows = np.round(lm[:, 0]).astype(int), np.round(lm[:, 1]).astype(int)
     assert np.asarray(out["mask"][0])[rows, cols].mean() > 0.9
+
+
+def test_gradient_stays_finite_when_background_pixels_see_a_degenerate_triangle(small_grid):
+    """Background pixels borrow triangle 0's corners (masked out later); a zero-area triangle 0
+    once sent 0 * inf = NaN back through the masked barycentrics."""
+    tris = np.asarray(small_grid.triangles).copy()
+    tris[0] = [tris[0, 0], tris[0, 0], tris[0, 1]]          # zero area
+    m = small_grid.replace(triangles=tris).to_jax()
+    m, lay, x, cfg, target = _setup(m)
+
+    def loss(x):
+        return renderer.photometric_loss(renderer.render(m, x, lay, cfg), target)[0]
+    g = np.asarray(jax.grad(loss)(x))
+    assert np.all(np.isfinite(g)) and np.abs(g).max() > 0
