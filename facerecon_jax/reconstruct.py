@@ -115,9 +115,15 @@ def prepare(source: Source, model: FaceModel, detector: detection.FaceDetector,
 
 
 def fit_faces(model: FaceModel, layout: CoeffLayout, faces: Sequence[PreparedFace],
-              cfg: fitting.FitConfig, embed_params=None, init=None, progress=None):
-    """Fit a batch of prepared faces; returns (coefficients (B, N), history)."""
+              cfg: fitting.FitConfig, embed_params=None, init=None, progress=None,
+              predictor=None):
+    """Fit a batch of prepared faces; returns (coefficients (B, N), history).
+
+    `predictor`: an R-Net (`train.load_predictor`) whose prediction starts the fit (and is the
+    result when both fitting stages have 0 steps)."""
     images = np.stack([f.crop for f in faces]).astype(np.float32) / 255.0
+    if predictor is not None and init is None:
+        init = predictor(images)
     batch = fitting.prepare_batch(images, np.stack([f.lm68_crop for f in faces]),
                                   np.stack([f.attention for f in faces]), embed_params)
     return fitting.fit(model, layout, batch, cfg, init=init, embed_params=embed_params,

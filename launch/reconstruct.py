@@ -26,6 +26,9 @@ _FACES = flags.DEFINE_enum("faces", "largest", ["largest", "all"],
                            "Several faces in a photo: the largest, or all of them.")
 _VIDEO_EVERY = flags.DEFINE_integer("video_every", 10, "Use every n-th frame of videos.")
 _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "At most this many frames per video.")
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None, "An R-Net training workdir (facerecon-train): its prediction starts the "
+    "fit; with --config.steps_landmark=0 --config.steps=0 it is the result.")
 flags.mark_flag_as_required("input")
 
 
@@ -41,7 +44,17 @@ def main(argv):
     out_dir = pathlib.Path(_OUT.value)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = load_face_model(cfg.model)
-    layout = coefficients.CoeffLayout.for_model(model, cfg.light)
+    predictor, light = None, cfg.light
+    if _CHECKPOINT.value:
+        from facerecon_jax import train
+        predictor, meta = train.load_predictor(_CHECKPOINT.value)
+        light = meta["light"]
+        if coefficients.CoeffLayout.for_model(model, light).size != meta["num_outputs"]:
+            logging.error("%s predicts %d coefficients; the face model %s with %s light needs %d",
+                          _CHECKPOINT.value, meta["num_outputs"], model.info.get("name"), light,
+                          coefficients.CoeffLayout.for_model(model, light).size)
+            return 2
+    layout = coefficients.CoeffLayout.for_model(model, light)
     weights = losses.LossWeights.paper() if cfg.weights == "paper" else losses.LossWeights.deep3d()
     fit_cfg = fitting.FitConfig(steps_landmark=cfg.steps_landmark, steps=cfg.steps, lr=cfg.lr,
                                 lr_pose=cfg.lr_pose, weights=weights, perceptual=cfg.perceptual,
@@ -65,7 +78,7 @@ def main(argv):
             bar.update(0, note=f"fitting {len(pending)} faces: {stage} {step}/{n_steps} "
                                f"({sec_per_step:.2f} s/step) loss {terms['total']:.4f}")
         x, hist = reconstruct.fit_faces(model, layout, pending, fit_cfg, embed_params,
-                                        progress=on_step)
+                                        progress=on_step, predictor=predictor)
         secs = time.perf_counter() - t0
         for face, row in zip(pending, np.asarray(x)):
             try:

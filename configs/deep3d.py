@@ -1,0 +1,14 @@
+"""Deep3DFaceRecon's settings: RGB light (257 coefficients with BFM), its loss weights
+(texture regulariser, light-channel variance), batch 32, 20 epochs, lr x0.2 every 10 epochs."""
+from configs import paper
+
+
+def get_config():
+    c = paper.get_config()
+    c.light = "rgb"
+    c.loss_weights = "deep3d"
+    c.batch_size = 32
+    c.num_epochs = 20
+    c.lr_decay_epochs = 10
+    c.lr_decay_factor = 0.2
+    return c

@@ -1,0 +1,34 @@
+"""The paper's R-Net training (section 4): ResNet-50, Adam lr 1e-4, batch 8, 500K iterations,
+mono light (239 coefficients with BFM), the paper's loss weights."""
+import ml_collections
+
+
+def get_config():
+    c = ml_collections.ConfigDict()
+    c.arch = "resnet50"            # resnet18 | resnet34 | resnet50
+    c.width = 64                   # base filters (64 = the standard ResNet)
+    c.light = "mono"               # 9 SH coefficients (paper) or "rgb" (27)
+    c.image_size = 224
+    c.face_model = "default"       # "default" (ICT), a face-model .npz, or BFM files
+    c.loss_weights = "paper"       # "paper" | "deep3d"
+    c.loss_weight_overrides = ml_collections.ConfigDict()   # e.g. {"lan": 0.02}
+    c.perceptual = True
+    c.render_backend = "scatter"   # "tiled" on TPU
+    c.batch_size = 8               # global, over all hosts and devices
+    c.learning_rate = 1e-4
+    c.lr_decay_epochs = 0          # 0: constant learning rate
+    c.lr_decay_factor = 0.2
+    c.num_steps = 500_000
+    c.num_epochs = 0               # > 0: num_steps = num_epochs x steps per epoch
+    c.log_every = 100
+    c.checkpoint_every = 5_000
+    c.keep_checkpoints = 3
+    c.seed = 0
+    c.backbone_checkpoint = ""     # user-supplied ImageNet weights (Flax variables), optional
+    c.data = ml_collections.ConfigDict()
+    c.data.dir = ""                # shards written by facerecon-prepare-data
+    c.data.synthetic_examples = 0  # > 0: train on this many generated faces instead
+    c.data.synthetic_condition = "train"
+    c.data.augment = True
+    c.eval_examples = 0            # > 0: held-out synthetic faces scored at the end
+    return c

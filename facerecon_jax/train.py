@@ -1,0 +1,335 @@
+"""Training R-Net without 3D ground truth: pure functions and one TrainState.
+
+`train_step` is written once as a pure function of (state, batch) with an axis name: gradients,
+the loss and the metrics are averaged with lax.pmean over that axis (BatchNorm averages its
+batch statistics over it too), and a non-finite loss or gradient leaves the state untouched and
+raises the `finite` flag, on which the host loop stops. `train_and_evaluate` wraps it in jax.pmap
+over the local devices; multi-host runs call jax.distributed.initialize first (launch/train.py),
+and each host reads its own shards, so a TPU pod slice runs the same program.
+
+Checkpoints (orbax CheckpointManager): params, optimizer state, batch statistics and the step,
+which is also the data position (the input pipeline is a pure function of (seed, step)). Saves are
+atomic (orbax finalises a temporary directory by renaming it), the last `keep` are kept, and a
+run started in a workdir that holds a checkpoint resumes from it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import pathlib
+import time
+from typing import Any, Callable, Dict, Iterator, Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax.training import train_state
+from absl import logging
+
+from facerecon_jax import camera as cam
+from facerecon_jax import losses, rnet
+from facerecon_jax.coefficients import CoeffLayout
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss or gradient became NaN/Inf; the last good checkpoint is kept."""
+
+
+class TrainState(train_state.TrainState):
+    batch_stats: Any = None
+
+
+def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int):
+    """Constant (paper) or step decay: lr x decay_factor every decay_epochs (Deep3DFaceRecon)."""
+    if config.get("lr_decay_epochs"):
+        every = max(1, int(config.lr_decay_epochs * steps_per_epoch))
+        return optax.exponential_decay(config.learning_rate, every, config.lr_decay_factor,
+                                       staircase=True)
+    return optax.constant_schedule(config.learning_rate)
+
+
+def create_train_state(rng, net: rnet.RNet, image_size: int, tx) -> TrainState:
+    variables = net.init(rng, jnp.zeros((1, image_size, image_size, 3), jnp.float32))
+    state = TrainState.create(apply_fn=net.apply, params=variables["params"], tx=tx,
+                              batch_stats=variables.get("batch_stats", {}))
+    # a strongly typed step, so the jitted step's output state has the input's types
+    return state.replace(step=jnp.zeros((), jnp.int32))
+
+
+def load_backbone(state: TrainState, path: str) -> TrainState:
+    """Copy user-supplied backbone weights (a Flax checkpoint of an RNet's variables, saved with
+    orbax StandardSave or as a msgpack file) into the state; the head is kept zero."""
+    p = pathlib.Path(path).expanduser()
+    if p.is_file():
+        restored = flax.serialization.msgpack_restore(p.read_bytes())
+    else:
+        restored = ocp.StandardCheckpointer().restore(p.resolve())
+    params = restored.get("params", restored)
+    stats = restored.get("batch_stats", state.batch_stats)
+
+    def merge(target, source, prefix=""):
+        out = {}
+        for k, v in target.items():
+            if k == "head" or k not in source:
+                out[k] = v
+            elif isinstance(v, dict):
+                out[k] = merge(v, source[k], prefix + k + "/")
+            else:
+                if np.shape(source[k]) != np.shape(v):
+                    raise ValueError(f"{path}: {prefix}{k} has shape {np.shape(source[k])}, "
+                                     f"the network expects {np.shape(v)}")
+                out[k] = jnp.asarray(source[k], v.dtype)
+        return out
+    return state.replace(params=merge(state.params, params),
+                         batch_stats=merge(state.batch_stats, stats))
+
+
+def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, hybrid_loss: Callable,
+               axis_name: Optional[str] = None):
+    """One optimiser step. Returns (state, metrics); metrics['finite'] is 0 when the update was
+    refused because the loss or a gradient was not finite."""
+
+    def loss_fn(params):
+        x, new_vars = state.apply_fn({"params": params, "batch_stats": state.batch_stats},
+                                     batch["image"], train=True, mutable=["batch_stats"])
+        loss, terms = hybrid_loss(x, batch)
+        return loss, (terms, new_vars["batch_stats"])
+
+    (loss, (terms, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    metrics = {"loss": loss, **{k: jnp.mean(v) for k, v in terms.items()}}
+    if axis_name is not None:
+        grads = jax.lax.pmean(grads, axis_name)
+        metrics = jax.lax.pmean(metrics, axis_name)
+        batch_stats = jax.lax.pmean(batch_stats, axis_name)
+    finite = jnp.isfinite(metrics["loss"])
+    for g in jax.tree_util.tree_leaves(grads):
+        finite &= jnp.all(jnp.isfinite(g))
+    new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+    state = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new_state, state)
+    metrics["finite"] = finite.astype(jnp.float32)
+    metrics["grad_norm"] = optax.tree.norm(grads)
+    return state, metrics
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def checkpoint_manager(workdir, keep: int = 3) -> ocp.CheckpointManager:
+    opts = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                        enable_async_checkpointing=False)
+    return ocp.CheckpointManager(pathlib.Path(workdir).resolve() / "checkpoints", options=opts,
+                                 item_names=("state", "meta"))
+
+
+def save_checkpoint(mngr: ocp.CheckpointManager, state: TrainState, meta: dict) -> None:
+    step = int(jax.device_get(state.step))
+    mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_savable(state)),
+                                            meta=ocp.args.JsonSave(meta)))
+    mngr.wait_until_finished()
+
+
+def _savable(state: TrainState) -> dict:
+    return {"step": state.step, "params": state.params, "opt_state": state.opt_state,
+            "batch_stats": state.batch_stats}
+
+
+def restore_checkpoint(mngr: ocp.CheckpointManager, state: TrainState, step=None):
+    """(state, meta) from the latest (or given) checkpoint, or (state, None) if there is none."""
+    step = mngr.latest_step() if step is None else step
+    if step is None:
+        return state, None
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, _savable(state))
+    r = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
+                                                   meta=ocp.args.JsonRestore()))
+    s = r["state"]
+    return state.replace(step=s["step"], params=s["params"], opt_state=s["opt_state"],
+                         batch_stats=s["batch_stats"]), r["meta"]
+
+
+def load_predictor(checkpoint_dir, step=None):
+    """(predict(images (B,H,W,3) in [0,1]) -> coefficients, meta) from a training workdir or its
+    checkpoints folder, for reconstruct's --checkpoint and for evaluation."""
+    d = pathlib.Path(checkpoint_dir).expanduser().resolve()
+    if (d / "checkpoints").is_dir():
+        d = d / "checkpoints"
+    if not d.is_dir():
+        raise FileNotFoundError(f"no R-Net checkpoints in {checkpoint_dir}")
+    mngr = ocp.CheckpointManager(d, options=ocp.CheckpointManagerOptions(read_only=True),
+                                 item_names=("state", "meta"))
+    step = mngr.latest_step() if step is None else step
+    if step is None:
+        raise FileNotFoundError(f"no R-Net checkpoint found in {d}")
+    meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    net = rnet.make_rnet(meta["arch"], meta["num_outputs"], width=meta.get("width", 64))
+    restored = mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore()))["state"]
+    variables = {"params": restored["params"], "batch_stats": restored["batch_stats"]}
+
+    size = int(meta["image_size"])
+
+    @jax.jit
+    def _predict(images):
+        return net.apply(variables, images, train=False)
+
+    def predict(images):
+        """(B, H, W, 3) RGB in [0, 1] (resized to the training size if needed) -> (B, D)."""
+        images = jnp.asarray(images, jnp.float32)
+        if images.shape[1:3] != (size, size):
+            images = jax.image.resize(images, (images.shape[0], size, size, 3), "linear",
+                                      antialias=True)
+        return _predict(images)
+    return predict, meta
+
+
+# --------------------------------------------------------------------------- the loop
+
+@dataclasses.dataclass
+class TrainResult:
+    step: int
+    history: list
+    workdir: str
+
+
+def shard_batch(batch: Dict[str, np.ndarray], n_devices: int) -> Dict[str, np.ndarray]:
+    """(B, ...) -> (n_devices, B / n_devices, ...) for pmap."""
+    def split(a):
+        a = np.asarray(a)
+        if a.shape[0] % n_devices:
+            raise ValueError(f"batch of {a.shape[0]} does not split over {n_devices} devices")
+        return a.reshape((n_devices, a.shape[0] // n_devices) + a.shape[1:])
+    return {k: split(v) for k, v in batch.items()}
+
+
+def make_training(config: ml_collections.ConfigDict, face_model, embed_params=None,
+                  axis_name: Optional[str] = "batch"):
+    """(net, layout, hybrid_loss, camera) for a config."""
+    layout = CoeffLayout.for_model(face_model, config.light)
+    camera = cam.Camera().scaled(config.image_size)
+    weights = (losses.LossWeights.deep3d() if config.loss_weights == "deep3d"
+               else losses.LossWeights.paper())
+    if not config.get("perceptual", True):
+        weights = dataclasses.replace(weights, per=0.0)
+    if config.get("loss_weight_overrides"):
+        weights = dataclasses.replace(weights, **dict(config.loss_weight_overrides))
+    hybrid = losses.make_hybrid_loss(face_model.to_jax(), layout, camera=camera, weights=weights,
+                                     backend=config.get("render_backend", "scatter"),
+                                     embed_params=embed_params if weights.per > 0 else None)
+    net = rnet.make_rnet(config.arch, layout.size, axis_name=axis_name,
+                         width=config.get("width", 64))
+    return net, layout, hybrid, camera
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
+                       face_model, embed_params=None, max_steps: Optional[int] = None,
+                       log: Optional[Callable[[str], None]] = None,
+                       summary_writer=None) -> TrainResult:
+    """Train (resuming from `workdir` if it holds a checkpoint) up to config.num_steps.
+
+    dataset: an object with `batches(batch_size, seed, start_step)` yielding host batches
+    (dicts of numpy arrays), e.g. `facerecon_jax.data.Dataset`.
+    `max_steps`: stop earlier (used to simulate an interrupted run).
+    """
+    log = log or logging.info
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    n_local = jax.local_device_count()
+    host_batch = config.batch_size // jax.process_count()
+    if host_batch % n_local:
+        raise ValueError(f"batch_size {config.batch_size} must split over {jax.process_count()} "
+                         f"hosts x {n_local} devices")
+    net, layout, hybrid, _ = make_training(config, face_model, embed_params, "batch")
+    if hasattr(dataset, "steps_per_epoch"):
+        steps_per_epoch = max(1, dataset.steps_per_epoch(host_batch))
+    else:
+        steps_per_epoch = max(1, getattr(dataset, "num_examples", config.batch_size)
+                              // config.batch_size)
+    num_steps = (config.num_epochs * steps_per_epoch if config.get("num_epochs", 0)
+                 else config.num_steps)
+    tx = optax.adam(make_schedule(config, steps_per_epoch))
+    state = create_train_state(jax.random.PRNGKey(config.seed), net, config.image_size, tx)
+    if config.get("backbone_checkpoint"):
+        state = load_backbone(state, config.backbone_checkpoint)
+    mngr = checkpoint_manager(workdir, config.get("keep_checkpoints", 3))
+    state, meta = restore_checkpoint(mngr, state)
+    start = int(state.step)
+    if meta is not None:
+        log(f"resumed from {workdir / 'checkpoints'} at step {start}")
+    meta_out = {"arch": config.arch, "num_outputs": layout.size, "image_size": config.image_size,
+                "light": config.light, "width": config.get("width", 64), "seed": config.seed,
+                "face_model": face_model.info.get("name", ""),
+                "config": json.loads(config.to_json_best_effort())}
+    p_step = jax.pmap(functools.partial(train_step, hybrid_loss=hybrid, axis_name="batch"),
+                      axis_name="batch", donate_argnums=(0,))
+    rstate = flax.jax_utils.replicate(state)
+    end = num_steps if max_steps is None else min(num_steps, max_steps)
+    history = []
+    t0 = time.perf_counter()
+    batches = dataset.batches(host_batch, seed=config.seed, start_step=start,
+                              **({"augment": config.data.augment}
+                                 if "data" in config and hasattr(dataset, "make_batch") else {}))
+    for step in range(start, end):
+        batch = next(batches)
+        batch = {k: v for k, v in batch.items() if k in ("image", "landmarks", "attention")}
+        rstate, metrics = p_step(rstate, shard_batch(batch, n_local))
+        m = {k: float(v) for k, v in jax.device_get(flax.jax_utils.unreplicate(metrics)).items()}
+        if m["finite"] < 1:
+            raise TrainingDivergedError(
+                f"non-finite loss or gradient at step {step + 1} (loss={m['loss']}); training "
+                f"stopped without applying the update. The last good checkpoint (step "
+                f"{mngr.latest_step()}) in {workdir / 'checkpoints'} is kept; resume from it "
+                f"after checking the data and the learning rate.")
+        history.append({"step": step + 1, **m})
+        done = step + 1
+        if done % config.log_every == 0 or done == end:
+            elapsed = time.perf_counter() - t0
+            rate = (done - start) / elapsed
+            eta = (end - done) / rate if rate > 0 else float("nan")
+            terms = " ".join(f"{k}={m[k]:.4g}" for k in ("loss", "photo", "lan", "per", "coef",
+                                                          "tex", "gamma") if k in m)
+            log(f"step {done}/{end} {terms} | {rate * config.batch_size:.1f} images/s | "
+                f"ETA {eta / 60:.1f} min")
+            if summary_writer is not None:
+                for k, v in m.items():
+                    summary_writer.add_scalar(f"train/{k}", v, done)
+                summary_writer.add_scalar("train/images_per_second",
+                                          rate * config.batch_size, done)
+                summary_writer.flush()
+        if done % config.checkpoint_every == 0 or done == end:
+            save_checkpoint(mngr, flax.jax_utils.unreplicate(rstate), {**meta_out, "step": done})
+    return TrainResult(end, history, str(workdir))
+
+
+def evaluate_synthetic(predict, face_model, layout: CoeffLayout, examples: Dict[str, np.ndarray],
+                       camera: cam.Camera, batch: int = 32) -> Dict[str, float]:
+    """Landmark error (NME, inter-ocular) and shape error (RMSE of the unposed shape in mm,
+    after removing the mean offset) of R-Net predictions against synthetic ground truth, and
+    the same for the mean face (x = 0) as the baseline."""
+    from facerecon_jax import morphable, renderer  # noqa: PLC0415
+
+    m = face_model.to_jax()
+    images = examples["image"].astype(np.float32) / 255.0 if examples["image"].dtype == np.uint8 \
+        else examples["image"]
+    preds = np.concatenate([np.asarray(predict(jnp.asarray(images[i:i + batch])))
+                            for i in range(0, len(images), batch)])
+    gt = jnp.asarray(examples["coeffs"])
+
+    def scores(x):
+        parts, tparts = layout.split(jnp.asarray(x)), layout.split(gt)
+        lm = np.asarray(renderer.face_vertices(m, parts, camera)["landmarks"])
+        tl = np.asarray(examples["landmarks"])
+        iod = np.linalg.norm(tl[:, 36] - tl[:, 45], axis=-1)
+        nme = np.mean(np.linalg.norm(lm - tl, axis=-1), axis=-1) / iod
+        s = np.asarray(morphable.shape(m, parts["id"], parts["exp"]))
+        t = np.asarray(morphable.shape(m, tparts["id"], tparts["exp"]))
+        d = (s - s.mean(1, keepdims=True)) - (t - t.mean(1, keepdims=True))
+        rmse_mm = np.sqrt(np.mean(np.sum(d ** 2, -1), -1)) * 100.0      # decimetres -> mm
+        return float(np.mean(nme)), float(np.mean(rmse_mm))
+
+    nme, rmse = scores(preds)
+    nme0, rmse0 = scores(np.zeros_like(preds))
+    return {"landmark_nme": nme, "shape_rmse_mm": rmse, "mean_face_landmark_nme": nme0,
+            "mean_face_shape_rmse_mm": rmse0, "examples": int(len(images))}

@@ -1,0 +1,100 @@
+"""Train R-Net without 3D ground truth.
+
+  facerecon-train --config configs/debug.py --workdir /tmp/rnet_debug          # CPU, minutes
+  facerecon-train --config configs/paper.py --config.data.dir shards/ --workdir runs/paper
+  facerecon-train --config configs/tpu_pod.py --config.data.dir gs://... --workdir ... \\
+      --coordinator_address host0:1234 --num_processes 16 --process_id $ID
+
+A workdir that already holds checkpoints is resumed (parameters, optimizer state, batch
+statistics, step = data position). A NaN/Inf loss or gradient stops the run with a message and
+keeps the last good checkpoint. Summaries for TensorBoard are written to <workdir>/tensorboard.
+"""
+import json
+import os
+import pathlib
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", os.path.join(os.path.dirname(__file__), "..", "configs", "paper.py"),
+    "Training config file; override fields with --config.name=value.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, summaries and the report go here.")
+_COORD = flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0.")
+_NPROC = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+_PID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
+_MAX_STEPS = flags.DEFINE_integer("max_steps", None, "Stop after this step (testing resume).")
+flags.mark_flag_as_required("workdir")
+
+
+def main(argv):
+    del argv
+    import jax
+
+    if _COORD.value or (_NPROC.value or 1) > 1:
+        jax.distributed.initialize(coordinator_address=_COORD.value,
+                                   num_processes=_NPROC.value, process_id=_PID.value)
+    from facerecon_jax import data, face_embedding, synthetic, train
+    from facerecon_jax.coefficients import CoeffLayout
+    from facerecon_jax.model_loading import load_face_model
+
+    cfg = _CONFIG.value
+    workdir = pathlib.Path(_WORKDIR.value)
+    workdir.mkdir(parents=True, exist_ok=True)
+    face_model = load_face_model(cfg.face_model)
+    layout = CoeffLayout.for_model(face_model, cfg.light)
+    if cfg.data.synthetic_examples:
+        data_dir = workdir / f"synthetic_{cfg.data.synthetic_condition}_{cfg.image_size}"
+        if not (data_dir / "index.json").exists():
+            logging.info("generating %d synthetic faces into %s", cfg.data.synthetic_examples,
+                         data_dir)
+            synthetic.write_synthetic_shards(data_dir, face_model, layout,
+                                             cfg.data.synthetic_examples, seed=cfg.seed,
+                                             condition=cfg.data.synthetic_condition,
+                                             size=cfg.image_size, overwrite=True)
+    elif cfg.data.dir:
+        data_dir = pathlib.Path(cfg.data.dir)
+    else:
+        logging.error("no data: set --config.data.dir (shards from facerecon-prepare-data) or "
+                      "--config.data.synthetic_examples")
+        return 2
+    dataset = data.Dataset(data_dir)
+    if dataset.image_size != cfg.image_size:
+        logging.error("%s holds %d px images, the config trains at %d px", data_dir,
+                      dataset.image_size, cfg.image_size)
+        return 2
+    embed = face_embedding.load_face_embedding() if cfg.perceptual else None
+    writer = None
+    if jax.process_index() == 0:
+        from tensorboardX import SummaryWriter
+        writer = SummaryWriter(str(workdir / "tensorboard"))
+
+    def log(msg):
+        if jax.process_index() == 0:
+            print(msg, flush=True)
+    try:
+        result = train.train_and_evaluate(cfg, str(workdir), dataset, face_model, embed,
+                                          max_steps=_MAX_STEPS.value, log=log,
+                                          summary_writer=writer)
+    except train.TrainingDivergedError as e:
+        logging.error("%s", e)
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 3
+    if cfg.eval_examples and jax.process_index() == 0 and result.step >= cfg.num_steps:
+        held = synthetic.generate(face_model, layout, cfg.eval_examples, seed=cfg.seed + 10_000,
+                                  condition=cfg.data.synthetic_condition, size=cfg.image_size)
+        predict, _ = train.load_predictor(workdir)
+        _, _, _, camera = train.make_training(cfg, face_model, None, None)
+        report = train.evaluate_synthetic(predict, face_model, layout, held, camera)
+        (workdir / "eval.json").write_text(json.dumps(report, indent=2))
+        log("held-out synthetic faces: " + json.dumps(report))
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

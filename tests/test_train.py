@@ -1,0 +1,137 @@
+"""The train step across devices, resume after a kill, and the NaN guard (tiny shapes)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from facerecon_jax import data, grid_model, rnet, synthetic, train
+from facerecon_jax.coefficients import CoeffLayout
+
+SIZE = 32
+
+
+def tiny_config(**kw):
+    c = ml_collections.ConfigDict(dict(
+        arch="resnet18", width=4, light="mono", image_size=SIZE, loss_weights="paper",
+        perceptual=False, render_backend="scatter", batch_size=8, learning_rate=1e-3,
+        lr_decay_epochs=0, lr_decay_factor=0.2, num_steps=4, num_epochs=0, log_every=2,
+        checkpoint_every=2, keep_checkpoints=5, seed=0, backbone_checkpoint="",
+        data=ml_collections.ConfigDict(dict(augment=True)), eval_examples=0))
+    c.update(kw)
+    return c
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    model = grid_model.grid_model(12, n_id=4, n_exp=3, n_tex=3)
+    layout = CoeffLayout.for_model(model, "mono")
+    d = tmp_path_factory.mktemp("shards")
+    synthetic.write_synthetic_shards(d, model, layout, 24, seed=1, condition="indoor",
+                                     shard_size=8, size=SIZE, overwrite=True)
+    return model, data.Dataset(d, process_index=0, process_count=1)
+
+
+def test_resume_after_kill_gives_the_same_trajectory(tiny, tmp_path):
+    model, ds = tiny
+    cfg = tiny_config()
+    full = train.train_and_evaluate(cfg, str(tmp_path / "a"), ds, model, log=lambda m: None)
+    part = train.train_and_evaluate(cfg, str(tmp_path / "b"), ds, model, max_steps=2,
+                                    log=lambda m: None)
+    assert part.step == 2 and len(part.history) == 2
+    rest = train.train_and_evaluate(cfg, str(tmp_path / "b"), ds, model, log=lambda m: None)
+    assert [h["step"] for h in rest.history] == [3, 4]      # resumed, did not start over
+    resumed = [h["loss"] for h in part.history + rest.history]
+    np.testing.assert_allclose(resumed, [h["loss"] for h in full.history], rtol=1e-5)
+    pa, _ = train.load_predictor(tmp_path / "a")
+    pb, _ = train.load_predictor(tmp_path / "b")
+    x = np.random.default_rng(0).uniform(size=(2, SIZE, SIZE, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(pa(x)), np.asarray(pb(x)), rtol=1e-4, atol=1e-6)
+
+
+class _PoisonedDataset:
+    """Wraps a dataset; the batch of one step has a NaN pixel."""
+
+    def __init__(self, ds, bad_step):
+        self.ds, self.bad_step = ds, bad_step
+        self.num_examples = ds.num_examples
+
+    def steps_per_epoch(self, b):
+        return self.ds.steps_per_epoch(b)
+
+    def batches(self, batch_size, seed, start_step=0, **kw):
+        for step, b in enumerate(self.ds.batches(batch_size, seed, start_step, **kw), start_step):
+            if step == self.bad_step:
+                b = dict(b)
+                b["image"] = b["image"].copy()
+                b["image"][0, 5, 5, 0] = np.nan
+            yield b
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
+    model, ds = tiny
+    cfg = tiny_config(num_steps=6, checkpoint_every=2)
+    with pytest.raises(train.TrainingDivergedError, match=r"step 4.*last good checkpoint \(step 2\)"):
+        train.train_and_evaluate(cfg, str(tmp_path), _PoisonedDataset(ds, bad_step=3), model,
+                                 log=lambda m: None)
+    mngr = train.checkpoint_manager(tmp_path)
+    assert mngr.all_steps() == [2]
+    predict, meta = train.load_predictor(tmp_path)
+    assert meta["step"] == 2
+    out = np.asarray(predict(np.zeros((1, SIZE, SIZE, 3), np.float32)))
+    assert np.all(np.isfinite(out))
+
+
+def test_pmapped_step_on_8_devices_equals_single_device_step(tmp_path):
+    """Run in a fresh process with 8 host CPU devices."""
+    script = textwrap.dedent(f"""
+        import functools, jax, jax.numpy as jnp, numpy as np, optax, flax
+        from facerecon_jax import grid_model, losses, rnet, synthetic, train
+        from facerecon_jax import camera as cam
+        from facerecon_jax.coefficients import CoeffLayout
+        assert jax.local_device_count() == 8, jax.devices()
+        model = grid_model.grid_model(12, n_id=4, n_exp=3, n_tex=3)
+        layout = CoeffLayout.for_model(model, "mono")
+        ex = synthetic.generate(model, layout, 16, seed=2, condition="indoor", size={SIZE})
+        batch = {{"image": ex["image"].astype(np.float32) / 255, "landmarks": ex["landmarks"],
+                 "attention": ex["attention"]}}
+        hybrid = losses.make_hybrid_loss(model.to_jax(), layout, camera=cam.Camera().scaled({SIZE}))
+        tx = optax.sgd(0.05)
+        single_net = rnet.make_rnet("resnet18", layout.size, width=4)
+        multi_net = rnet.make_rnet("resnet18", layout.size, axis_name="batch", width=4)
+        s0 = train.create_train_state(jax.random.PRNGKey(0), single_net, {SIZE}, tx)
+        # a non-zero head so that gradients reach the whole backbone
+        head = jax.tree_util.tree_map(lambda p: 0.01 * jax.random.normal(jax.random.PRNGKey(1), p.shape), s0.params["head"])
+        s0 = s0.replace(params={{**s0.params, "head": head}})
+        one, m1 = jax.jit(functools.partial(train.train_step, hybrid_loss=hybrid))(s0, batch)
+        sm = s0.replace(apply_fn=multi_net.apply)
+        p = jax.pmap(functools.partial(train.train_step, hybrid_loss=hybrid, axis_name="batch"),
+                     axis_name="batch")
+        many, m8 = p(flax.jax_utils.replicate(sm), train.shard_batch(batch, 8))
+        many = flax.jax_utils.unreplicate(many)
+        np.testing.assert_allclose(float(m1["loss"]), float(m8["loss"][0]), rtol=1e-5)
+        for a, b in zip(jax.tree_util.tree_leaves(one.params), jax.tree_util.tree_leaves(many.params)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+        for a, b in zip(jax.tree_util.tree_leaves(one.batch_stats), jax.tree_util.tree_leaves(many.batch_stats)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+        moved = max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in
+                    zip(jax.tree_util.tree_leaves(one.params), jax.tree_util.tree_leaves(s0.params)))
+        assert moved > 1e-4, moved
+        print("OK", float(m1["loss"]))
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+               JAX_PLATFORMS="cpu")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=900, cwd=str(tmp_path))
+    assert res.returncode == 0 and "OK" in res.stdout, res.stdout[-3000:] + res.stderr[-5000:]
+
+
+def test_head_is_zero_initialised():
+    net = rnet.make_rnet("resnet18", 30, width=4)
+    v = net.init(jax.random.PRNGKey(0), np.zeros((1, SIZE, SIZE, 3), np.float32))
+    out = net.apply(v, np.random.default_rng(0).uniform(size=(3, SIZE, SIZE, 3)))
+    assert np.all(np.asarray(out) == 0)
