@@ -67,3 +67,36 @@ def test_landmark_file_beside_the_image_is_used(tmp_path, request):
     assert res.returncode == 0, res.stdout + res.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["faces"][0]["landmarks_from"].endswith("detections/a.txt")
+
+
+def test_checkpoint_prediction_starts_the_fit(tmp_path, request):
+    """A planted R-Net checkpoint (zero weights, a known head bias) predicts the same vector for
+    every image; with no fitting steps that vector is what reconstruct writes."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from facerecon_jax import ict_model, rnet, train
+    from facerecon_jax.coefficients import CoeffLayout
+
+    layout = CoeffLayout.for_model(ict_model.load_default(), "mono")
+    net = rnet.make_rnet("resnet18", layout.size, width=4)
+    state = train.create_train_state(jax.random.PRNGKey(0), net, 32, optax.adam(1e-3))
+    bias = np.zeros(layout.size, np.float32)
+    bias[layout.slices()["angles"]] = [0.1, -0.2, 0.05]
+    bias[layout.slices()["id"].start] = 0.7
+    params = dict(state.params)
+    params["head"] = {"kernel": params["head"]["kernel"], "bias": jnp.asarray(bias)}
+    state = state.replace(params=params)
+    mngr = train.checkpoint_manager(tmp_path / "rnet")
+    train.save_checkpoint(mngr, state, {"arch": "resnet18", "width": 4, "image_size": 32,
+                                        "num_outputs": layout.size, "light": "mono", "step": 0})
+    Image.fromarray(skimage.data.astronaut()).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    res = _run(["--input", str(tmp_path / "a.png"), "--output_dir", str(out), "--checkpoint",
+                str(tmp_path / "rnet"), "--config.steps_landmark=0", "--config.steps=0",
+                "--config.perceptual=False"], request.config.rootpath)
+    assert res.returncode == 0, res.stdout + res.stderr
+    c = np.load(out / "a_coeffs.npz")
+    np.testing.assert_allclose(c["coeffs"], bias, atol=1e-6)
+    assert c["gamma"].shape == (9,)
