@@ -435,7 +435,8 @@ def identity_trans_params(size: int) -> np.ndarray:
 def generate(model, layout: CoeffLayout, n: int, seed: int = 0, condition: str = "train",
              size: int = 224, *, start: int = 0, batch_size: int = 8,
              occlusion_prob: float = 0.5, max_occlusion: float = 0.3,
-             noise: float = 0.02, backend: str = "scatter") -> Dict[str, np.ndarray]:
+             noise: float = 0.02, backend: str = "scatter",
+             override: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, np.ndarray]:
     """Render `n` synthetic faces (examples start .. start + n - 1 of `seed`) with ground truth.
 
     Returns a dict of numpy arrays:
@@ -455,6 +456,9 @@ def generate(model, layout: CoeffLayout, n: int, seed: int = 0, condition: str =
 
     Rendering runs in batches of `batch_size` through one jitted function (the last batch is
     padded), so it compiles once per (model, layout, size, batch_size).
+
+    `override`: {field: (n, field size)} values that replace the sampled ones (e.g. the same
+    identity and texture for several images of one person).
     """
     import jax.numpy as jnp  # noqa: PLC0415
 
@@ -486,6 +490,8 @@ def generate(model, layout: CoeffLayout, n: int, seed: int = 0, condition: str =
         for k, r in enumerate(rngs):
             x, cname = sample_coefficients(r, model, layout, 1, condition, return_conditions=True)
             coeffs[k] = x[0]
+            for field, values in (override or {}).items():
+                coeffs[k, layout.slices()[field]] = np.asarray(values)[idx[k]]
             out["condition"][idx[k]] = cname[0]
             bgs[k] = background(r, size)
         res = renderer.render_jit(m, jnp.asarray(coeffs), layout, config, jnp.asarray(bgs))
