@@ -39,6 +39,7 @@ setup(
             "facerecon-prepare-data=launch.prepare_data:run",
             "facerecon-train=launch.train:run",
             "facerecon-aggregate=launch.aggregate:run",
+            "facerecon-evaluate=launch.evaluate:run",
         ],
     },
 )
