@@ -447,9 +447,28 @@ class FaceDetector:
         """All faces in an (H, W, 3) uint8 RGB image (grayscale / RGBA accepted): HOG first with
         ``upsample``; the CNN detector only when HOG finds none.  Best score first; [] if none."""
         faces = self.detect_hog(image, upsample)
+        if not faces:
+            faces = self._detect_padded(image, upsample)
         if not faces and self.use_cnn_fallback:
             faces = self.detect_cnn(image)
         return faces
+
+    def _detect_padded(self, image, upsample: int, fraction: float = 0.25) -> list[Face]:
+        """HOG on a copy with a replicated border: finds faces that fill the frame or touch its
+        edges (tight crops such as aligned 224 x 224 faces), mapped back to the image."""
+        img = as_rgb_uint8(image)
+        h, w = img.shape[:2]
+        py, px = int(round(h * fraction)), int(round(w * fraction))
+        import cv2  # noqa: PLC0415
+        padded = cv2.copyMakeBorder(img, py, py, px, px, cv2.BORDER_REPLICATE)
+        found = self.detect_hog(padded, upsample)
+        out = []
+        for f in found:
+            x0, y0, x1, y1 = f.box
+            out.append(Face(box=(x0 - px, y0 - py, x1 - px, y1 - py), score=f.score,
+                            landmarks68=f.landmarks68 - np.array([px, py], np.float64),
+                            detector=f.detector + "+pad"))
+        return out
 
     def detect_or_raise(self, image, source: str | os.PathLike = "image", upsample: int = 1,
                         mode: str = "largest") -> list[Face]:
