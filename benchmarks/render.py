@@ -12,23 +12,13 @@ import argparse
 import json
 import os
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from timing import median_seconds
 from facerecon_jax import coefficients, grid_model, ict_model, rasterizer, renderer
-
-
-def _time(f, *args, repeats=5):
-    jax.block_until_ready(f(*args))             # compile + warm up
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts)), float(np.min(ts))
 
 
 def _coeffs(model, layout, batch, seed=0):
@@ -69,9 +59,9 @@ def bench_model(name, model, batch, size, light="rgb"):
     fwd_bwd = jax.jit(jax.value_and_grad(loss))
     vis = jax.jit(lambda x: renderer.rasterize(
         m, renderer.face_vertices(m, layout.split(x), cfg.camera)["screen"], cfg).tri_id)
-    t_vis, _ = _time(vis, x)
-    t_fwd, _ = _time(fwd, x)
-    t_fb, _ = _time(fwd_bwd, x)
+    t_vis = median_seconds(vis, x)
+    t_fwd = median_seconds(fwd, x)
+    t_fb = median_seconds(fwd_bwd, x)
     out = {"vertices": m.n_vertices, "triangles": m.n_triangles,
            "visibility_ms_per_image": 1e3 * t_vis / batch,
            "forward_ms_per_image": 1e3 * t_fwd / batch,
@@ -102,7 +92,7 @@ def main():
     # Baseline: naive all-pairs visibility on a few rows of one image, extrapolated.
     screen = renderer.face_vertices(m, layout.split(x[:1]), cfg.camera)["screen"][0]
     naive = jax.jit(lambda s: naive_rows(s, m.triangles, args.naive_rows, size))
-    t_naive, _ = _time(naive, screen, repeats=3)
+    t_naive = median_seconds(naive, screen, repeats=3)
     naive_ms = 1e3 * t_naive * size / args.naive_rows
     results["naive_all_pairs_visibility_ms_per_image"] = naive_ms
     results["visibility_speedup_vs_naive"] = naive_ms / results["bfm_sized"][

@@ -21,19 +21,9 @@ import ml_collections
 import numpy as np
 import optax
 
+from timing import median_seconds
 from facerecon_jax import face_embedding, ict_model, losses, synthetic, train
 from facerecon_jax.coefficients import CoeffLayout
-
-
-def _time(f, *args, repeats=3):
-    out = f(*args)
-    jax.block_until_ready(out)
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
 
 
 def main():
@@ -59,12 +49,12 @@ def main():
                                      weights=dataclasses.replace(losses.LossWeights(), per=0.0))
     x = jnp.asarray(ex["coeffs"]) * 0.5
     render_part = jax.jit(jax.value_and_grad(lambda x: no_per(x, batch)[0]))
-    t_render = _time(render_part, x)
+    t_render = median_seconds(render_part, x)
     chips = face_embedding.extract_chip(batch["image"] * 255,
                                         face_embedding.face_chip_transforms(batch["landmarks"]))
     per_part = jax.jit(jax.value_and_grad(
         lambda c: jnp.sum(face_embedding.FaceEmbeddingNet().apply(embed, c))))
-    t_per = _time(per_part, chips)
+    t_per = median_seconds(per_part, chips)
     for arch in args.archs.split(","):
         net = dataclasses.replace(net0, stage_sizes=train.rnet.ARCHS[arch][0],
                                   block=train.rnet.ARCHS[arch][1])
@@ -75,13 +65,13 @@ def main():
         state2, _ = step(state, batch)
         jax.block_until_ready(state2.params)
         compile_s = time.perf_counter() - t0
-        t_step = _time(lambda s: step(s, batch)[1]["loss"], state)
+        t_step = median_seconds(lambda s: step(s, batch)[1]["loss"], state)
 
         def net_loss(params):
             out, _ = net.apply({"params": params, "batch_stats": state.batch_stats},
                                batch["image"], train=True, mutable=["batch_stats"])
             return jnp.sum(out ** 2)
-        t_net = _time(jax.jit(jax.value_and_grad(net_loss)), state.params)
+        t_net = median_seconds(jax.jit(jax.value_and_grad(net_loss)), state.params)
         r = {"images_per_second": args.batch / t_step, "step_seconds": t_step,
              "compile_seconds": compile_s, "network_seconds": t_net,
              "renderer_photometric_landmark_seconds": t_render,
