@@ -194,6 +194,18 @@ class TrainResult:
     workdir: str
 
 
+def replicate(tree):
+    """A copy of `tree` on every local device, stacked on a leading axis, laid out exactly like
+    the pmapped step's outputs (flax.jax_utils.replicate's layout differs, and the step would
+    compile a second time on its second call)."""
+    devices = jax.local_devices()
+    sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(devices), ("batch",)),
+                                          jax.sharding.PartitionSpec("batch"))
+    return jax.device_put(jax.tree_util.tree_map(
+        lambda a: np.broadcast_to(np.asarray(a)[None], (len(devices),) + np.shape(a)), tree),
+        sharding)
+
+
 def shard_batch(batch: Dict[str, np.ndarray], n_devices: int) -> Dict[str, np.ndarray]:
     """(B, ...) -> (n_devices, B / n_devices, ...) for pmap."""
     def split(a):
@@ -264,7 +276,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
                 "config": json.loads(config.to_json_best_effort())}
     p_step = jax.pmap(functools.partial(train_step, hybrid_loss=hybrid, axis_name="batch"),
                       axis_name="batch", donate_argnums=(0,))
-    rstate = flax.jax_utils.replicate(state)
+    rstate = replicate(state)
     end = num_steps if max_steps is None else min(num_steps, max_steps)
     history = []
     t0 = time.perf_counter()
