@@ -18,7 +18,6 @@ import time
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
 from timing import median_seconds

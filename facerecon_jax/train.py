@@ -19,7 +19,7 @@ import functools
 import json
 import pathlib
 import time
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Optional
 
 import flax
 import jax

@@ -15,7 +15,6 @@ Per person: <person>.obj (identity mesh: neutral expression, frontal, albedo col
 <person>_coeffs.npz, <person>.png (a frontal render); and report.json.
 """
 import json
-import os
 import pathlib
 import sys
 

@@ -4,7 +4,6 @@ import shutil
 import subprocess
 import sys
 
-import matplotlib.cbook
 import numpy as np
 import skimage.data
 import trimesh
