@@ -20,6 +20,7 @@ setup(
         "scikit-learn>=1.4",
         "opencv-python-headless>=4.9",
         "trimesh>=4.0",
+        "rtree>=1.0",               # trimesh's ray casting and closest-point queries
         "absl-py>=2.0",
         "ml_collections>=0.1.1",
         "pillow>=10.0",
