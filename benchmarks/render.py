@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from timing import median_seconds
-from facerecon_jax import coefficients, grid_model, ict_model, rasterizer, renderer
+from facerecon_jax import coefficients, grid_model, ict_model, losses, rasterizer, renderer
 
 
 def _coeffs(model, layout, batch, seed=0):
@@ -29,6 +29,10 @@ def _coeffs(model, layout, batch, seed=0):
     parts["angles"] = jnp.asarray(rng.uniform(-0.3, 0.3, (batch, 3)), jnp.float32)
     parts["gamma"] = jnp.asarray(rng.normal(size=(batch, layout.n_gamma)) * 0.1, jnp.float32)
     return layout.join(parts)
+
+
+def _photo(out, target):
+    return losses.photometric(out["image"], target, out["alpha"])
 
 
 def naive_rows(screen, triangles, rows, width):
@@ -55,7 +59,7 @@ def bench_model(name, model, batch, size, light="rgb"):
     fwd = jax.jit(lambda x: renderer.render(m, x, layout, cfg)["image"])
 
     def loss(x):
-        return jnp.mean(renderer.photometric_loss(renderer.render(m, x, layout, cfg), target))
+        return jnp.mean(_photo(renderer.render(m, x, layout, cfg), target))
     fwd_bwd = jax.jit(jax.value_and_grad(loss))
     vis = jax.jit(lambda x: renderer.rasterize(
         m, renderer.face_vertices(m, layout.split(x), cfg.camera)["screen"], cfg).tri_id)

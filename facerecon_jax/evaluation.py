@@ -23,8 +23,8 @@ from typing import Dict
 import jax.numpy as jnp
 import numpy as np
 
-from facerecon_jax import (aggregate, alignment, detection, fitting, metrics, morphable,
-                           reconstruct, skin, synthetic)
+from facerecon_jax import (aggregate, detection, fitting, metrics, morphable, reconstruct,
+                           synthetic)
 from facerecon_jax.coefficients import CoeffLayout
 from facerecon_jax.face_model import FaceModel
 
@@ -64,18 +64,13 @@ def fit_images(model: FaceModel, layout: CoeffLayout, images: np.ndarray,
     """The photo pipeline on rendered images. Returns (vectors (N, D), ok (N,) bool): images
     where dlib finds no face keep the mean face (ok False)."""
     det = detection.FaceDetector()
-    ref5 = alignment.reference_points(model)
     prepared, where = [], []
     for i, img in enumerate(images):
-        faces = det.detect(img)
-        if not faces:
+        src = reconstruct.Source(str(i), f"benchmark image {i}", lambda img=img: img)
+        try:
+            prepared.extend(reconstruct.prepare(src, model, det))
+        except detection.NoFaceError:
             continue
-        f = max(faces, key=lambda f: f.area)
-        crop, a = alignment.align(img, f.landmarks5, ref5)
-        lm = alignment.image_to_crop(f.landmarks68, a)
-        att = skin.attention_mask(skin.skin_probability(crop, lm))
-        prepared.append(reconstruct.PreparedFace(str(i), "", img, crop, a, f.landmarks68, lm,
-                                                 np.asarray(att, np.float32), f.detector))
         where.append(i)
     out = np.zeros((len(images), layout.size), np.float32)
     for s in range(0, len(prepared), batch_size):

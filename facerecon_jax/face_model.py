@@ -59,6 +59,11 @@ class FaceModel:
         return json.loads(self.info_json)
 
     @property
+    def is_blendshape(self) -> bool:
+        """Expression coefficients are blendshape weights in [0, 1] (not ~N(0, 1) PCA)."""
+        return "blendshape" in str(self.info.get("expression_kind", ""))
+
+    @property
     def n_vertices(self) -> int:
         return int(self.mean_shape.shape[0])
 

@@ -37,10 +37,6 @@ class FitConfig:
     camera: cam.Camera = cam.Camera()
 
 
-def _is_blendshape(model: FaceModel) -> bool:
-    return "blendshape" in str(model.info.get("expression_kind", ""))
-
-
 def _field_mask(layout: CoeffLayout, fields) -> np.ndarray:
     m = np.zeros(layout.size, np.float32)
     for f in fields:
@@ -76,7 +72,7 @@ def fit(model: FaceModel, layout: CoeffLayout, batch: Dict[str, jnp.ndarray],
     model = model.to_jax()
     b = batch["image"].shape[0]
     x = jnp.asarray(init if init is not None else initial_coefficients(layout, b), jnp.float32)
-    blend = _is_blendshape(model)
+    blend = model.is_blendshape
     exp_sl = layout.slices()["exp"]
     history = {}
     stages = [("landmarks", 1, cfg.steps_landmark, ("id", "exp", "angles", "trans")),

@@ -111,12 +111,4 @@ def render(model: FaceModel, coeffs, layout: CoeffLayout, config: RenderConfig =
     return render_vertices(model, verts, config, background)
 
 
-def photometric_loss(rendered, target, weights=None, eps: float = 1e-8):
-    """sum_M A ||I - I'||_2 / sum_M A over the rendered face region M (DESIGN section 5)."""
-    m = rendered["alpha"]
-    a = m if weights is None else m * weights
-    diff = jnp.sqrt(jnp.sum((target - rendered["image"]) ** 2, axis=-1) + eps)
-    return jnp.sum(a * diff, axis=(-1, -2)) / jnp.maximum(jnp.sum(a, axis=(-1, -2)), 1e-8)
-
-
 render_jit = jax.jit(render, static_argnames=("layout", "config"))

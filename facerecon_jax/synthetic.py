@@ -94,10 +94,6 @@ def as_rng(key_or_rng) -> np.random.Generator:
     return np.random.default_rng([int(w) for w in words])
 
 
-def _is_blendshape(model) -> bool:
-    return "blendshape" in str(model.info.get("expression_kind", ""))
-
-
 def directional_sh(direction, ambient: float, intensity: float) -> np.ndarray:
     """9 mono SH coefficients (the layout's gamma, before the renderer's +0.8 ambient offset) for
     irradiance A + K max(0, n . d): d a unit vector towards the light (camera at +z)."""
@@ -143,7 +139,7 @@ def sample_coefficients(key_or_rng, model, layout: CoeffLayout, n: int,
     if condition not in CONDITION_NAMES:
         raise ValueError(f"condition must be one of {CONDITION_NAMES}, got {condition!r}")
     rng = as_rng(key_or_rng)
-    blend = _is_blendshape(model)
+    blend = model.is_blendshape
     sl = layout.slices()
     out = np.zeros((n, layout.size), np.float64)
     names = []

@@ -59,7 +59,7 @@ def main(argv):
             parts["id"] = jnp.asarray(rng.normal(size=(1, model.n_id)), jnp.float32)
             parts["tex"] = jnp.asarray(rng.normal(size=(1, model.n_tex)), jnp.float32)
             exp = rng.normal(size=(1, model.n_exp)) * 0.5
-            if "blendshapes" in str(model.info.get("expression_kind")):
+            if model.is_blendshape:
                 exp = np.clip(rng.uniform(-0.3, 0.6, (1, model.n_exp)), 0, 1)
             parts["exp"] = jnp.asarray(exp, jnp.float32)
             parts["angles"] = jnp.asarray(rng.uniform(-0.3, 0.3, (1, 3)) * [0.5, 1, 0.3],
