@@ -76,7 +76,7 @@ def fit_images(model: FaceModel, layout: CoeffLayout, images: np.ndarray,
     for s in range(0, len(prepared), batch_size):
         chunk = prepared[s:s + batch_size]
         x, _ = reconstruct.fit_faces(model, layout, chunk, cfg, embed_params,
-                                     predictor=predictor)
+                                     predictor=predictor, batch_size=batch_size)
         out[where[s:s + batch_size]] = np.asarray(x)
         if progress is not None:
             progress(len(chunk))

@@ -1,17 +1,31 @@
 """Analysis by synthesis: optimise coefficients per image against the hybrid loss.
 
 This is how a fresh install reconstructs faces without a trained R-Net: start from the mean face
-(or from an R-Net prediction), then run Adam (optax) on the coefficients of a whole batch at once,
-jitted, in two stages:
-  1. landmarks + regularisers, pose / identity / expression only (gets the face in place);
-  2. the full hybrid loss of DESIGN section 5: photometric with the skin attention mask,
-     landmarks, perceptual (dlib's face embedding on landmark-aligned chips), regularisers.
+(or from an R-Net prediction), then run Adam (optax) on the coefficients of a whole batch at once
+in two stages:
+  1. ``landmarks``: landmarks + regularisers, pose / identity / expression only (gets the face in
+     place);
+  2. ``hybrid``: the full hybrid loss of DESIGN section 5: photometric with the skin attention
+     mask, landmarks, perceptual (dlib's face embedding on landmark-aligned chips), regularisers.
+
+The solver is compiled once: :func:`fit_stage` is a module-level jitted function of explicit
+pytrees (the face model, the embedding parameters, the starting coefficients and the batch) with
+the layout, the config and the stage static (all hashable), and the steps of a stage run inside
+``lax.scan``, so one call is one device program. The loss terms of every step come back as arrays
+from the scan (one transfer per stage, no host sync per step). A batch of the same size, model and
+config never compiles again; callers pad a short last batch (:func:`pad_batch`).
+
+Progress inside a stage is reported through ``jax.debug.callback`` every ``report_every`` steps to
+the listeners registered with :func:`reporting` (the compiled program is the same whether anyone
+listens or not).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +40,7 @@ from facerecon_jax.face_model import FaceModel
 
 @dataclasses.dataclass(frozen=True)
 class FitConfig:
+    """Static (hashable) settings of the solver; one compilation per distinct config."""
     steps_landmark: int = 150        # stage 1
     steps: int = 200                 # stage 2
     lr: float = 0.02
@@ -35,9 +50,33 @@ class FitConfig:
     soft: bool = False
     backend: str = "scatter"
     camera: cam.Camera = cam.Camera()
+    report_every: int = 10           # progress callback every n steps (0: never)
+
+    @classmethod
+    def from_config(cls, c) -> "FitConfig":
+        """From a fitting ConfigDict (configs/reconstruct.py's fields)."""
+        return cls(steps_landmark=c.steps_landmark, steps=c.steps, lr=c.lr, lr_pose=c.lr_pose,
+                   weights=losses.LossWeights.named(c.weights), perceptual=c.perceptual,
+                   backend=c.backend)
 
 
-def _field_mask(layout: CoeffLayout, fields) -> np.ndarray:
+class Stage(NamedTuple):
+    name: str
+    fields: tuple                    # coefficient fields optimised in this stage
+    landmarks_only: bool             # no rendering (landmark and coefficient terms only)
+
+
+STAGES = (Stage("landmarks", ("id", "exp", "angles", "trans"), True),
+          Stage("hybrid", ("id", "exp", "tex", "angles", "gamma", "trans"), False))
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def stage_steps(cfg: FitConfig, stage: str) -> int:
+    return {"landmarks": cfg.steps_landmark, "hybrid": cfg.steps}[stage]
+
+
+def field_mask(layout: CoeffLayout, fields) -> np.ndarray:
+    """(layout.size,) float32: 1 on the entries of `fields`, else 0."""
     m = np.zeros(layout.size, np.float32)
     for f in fields:
         m[layout.slices()[f]] = 1.0
@@ -57,65 +96,145 @@ def prepare_batch(images, landmarks, attention, embed_params=None) -> Dict[str, 
     return batch
 
 
+def pad_batch(arrays, size: int):
+    """Pad every (B, ...) leaf of `arrays` to (size, ...) by repeating its last row, so a short
+    last batch runs the program compiled for full batches. Returns (padded, B)."""
+    leaves = jax.tree_util.tree_leaves(arrays)
+    b = int(np.shape(leaves[0])[0])
+    if b > size:
+        raise ValueError(f"batch of {b} is larger than the batch size {size}")
+    if b == size:
+        return arrays, b
+
+    def pad(a):
+        idx = np.minimum(np.arange(size), b - 1)
+        return a[idx] if isinstance(a, np.ndarray) else jnp.asarray(a)[idx]
+    return jax.tree_util.tree_map(pad, arrays), b
+
+
 def initial_coefficients(layout: CoeffLayout, batch_size: int) -> jnp.ndarray:
     return layout.zeros((batch_size,))
 
 
+# --------------------------------------------------------------------------- the solver
+
+def stage_program(model: FaceModel, embed_params, batch, *, layout: CoeffLayout,
+                  cfg: FitConfig, stage: str):
+    """(init(x) -> carry, step(carry, i) -> (carry, terms)) of one stage: the one definition of
+    a fitting step, which :func:`fit_stage` scans (and a plain loop may call, for testing).
+    terms: {name: (B,)} per face, with "total" the weighted sum."""
+    spec = STAGES[STAGE_NAMES.index(stage)]
+    n_steps = stage_steps(cfg, stage)
+    loss_fn = losses.make_hybrid_loss(
+        model, layout, camera=cfg.camera, weights=cfg.weights, soft=cfg.soft,
+        backend=cfg.backend, embed_params=embed_params, landmarks_only=spec.landmarks_only)
+    mask = jnp.asarray(field_mask(layout, spec.fields))
+    pose = field_mask(layout, ("angles", "trans"))
+    lr = jnp.asarray(cfg.lr * (1.0 - pose) + cfg.lr_pose * pose)
+    sched = optax.cosine_decay_schedule(1.0, max(n_steps, 1), alpha=0.1)
+    opt = optax.chain(optax.scale_by_adam(), optax.scale_by_schedule(sched))
+    exp_sl = layout.slices()["exp"]
+    blend = model.is_blendshape
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def init(x):
+        return x, opt.init(x)
+
+    def step(carry, i):
+        del i
+        x, state = carry
+        (_, terms), g = grad_fn(x, batch)
+        # the loss is a mean over the batch: scaled back to per-face gradients, so a face's fit
+        # does not depend on the batch it is in (nor on padding)
+        upd, state = opt.update(g * (mask * x.shape[0]), state, x)
+        x = x - lr * upd
+        if blend:           # blendshape weights live in [0, 1]
+            x = x.at[:, exp_sl].set(jnp.clip(x[:, exp_sl], 0.0, 1.0))
+        terms = dict(terms, total=losses.total(terms, cfg.weights))
+        return (x, state), terms
+
+    return init, step
+
+
+@functools.partial(jax.jit, static_argnames=("layout", "cfg", "stage"))
+def fit_stage(model: FaceModel, embed_params, x, batch, *, layout: CoeffLayout, cfg: FitConfig,
+              stage: str):
+    """Run all steps of one stage in one device program. Returns (x (B, D), terms {name:
+    (n_steps, B)})."""
+    init, step = stage_program(model, embed_params, batch, layout=layout, cfg=cfg, stage=stage)
+    n_steps = stage_steps(cfg, stage)
+    every = cfg.report_every
+    stage_id = STAGE_NAMES.index(stage)
+
+    def body(carry, i):
+        carry, terms = step(carry, i)
+        if every > 0:
+            done = i + 1
+            jax.lax.cond((done % every == 0) | (done == n_steps),
+                         lambda: jax.debug.callback(_report, stage_id, done, n_steps,
+                                                    jnp.mean(terms["total"])),
+                         lambda: None)
+        return carry, terms
+
+    (x, _), terms = jax.lax.scan(body, init(x), jnp.arange(n_steps))
+    return x, terms
+
+
+_LISTENERS: list = []
+
+
+def _report(stage_id, step, n_steps, loss):
+    for fn in tuple(_LISTENERS):
+        fn(STAGE_NAMES[int(stage_id)], int(step), int(n_steps), float(loss))
+
+
+@contextlib.contextmanager
+def reporting(fn: Optional[Callable[[str, int, int, float], None]]):
+    """Within the block, `fn(stage, step, n_steps, mean_loss)` hears the solver's progress."""
+    if fn is None:
+        yield
+        return
+    _LISTENERS.append(fn)
+    try:
+        yield
+    finally:
+        _LISTENERS.remove(fn)
+
+
 def fit(model: FaceModel, layout: CoeffLayout, batch: Dict[str, jnp.ndarray],
         cfg: FitConfig = FitConfig(), init: Optional[jnp.ndarray] = None, embed_params=None,
-        progress: Optional[Callable[[str, int, int, Dict[str, float], float], None]] = None):
+        progress: Optional[Callable[[str, int, int, float, Optional[float]], None]] = None):
     """Fit coefficients (B, layout.size) to a prepared batch. Returns (x, history).
 
-    `progress(stage_name, step, n_steps, terms, seconds_per_step)` is called now and then.
-    history: per stage, per step, the mean of each loss term.
+    `progress(stage, step, n_steps, mean_loss, seconds_per_step)` is called every
+    `cfg.report_every` steps; seconds_per_step is None until two reports of a stage have come
+    (the first one includes the compilation, if any).
+    history[stage]: {term: (n_steps, B) numpy}; history[stage + "_seconds"]: wall time.
     """
     model = model.to_jax()
     b = batch["image"].shape[0]
     x = jnp.asarray(init if init is not None else initial_coefficients(layout, b), jnp.float32)
-    blend = model.is_blendshape
-    exp_sl = layout.slices()["exp"]
     history = {}
-    stages = [("landmarks", 1, cfg.steps_landmark, ("id", "exp", "angles", "trans")),
-              ("hybrid", 2, cfg.steps, ("id", "exp", "tex", "angles", "gamma", "trans"))]
-    pose_mask = jnp.asarray(_field_mask(layout, ("angles", "trans")))
-    for name, stage, n_steps, fields in stages:
+    for spec in STAGES:
+        n_steps = stage_steps(cfg, spec.name)
         if n_steps <= 0:
             continue
-        loss_fn = losses.make_hybrid_loss(
-            model, layout, camera=cfg.camera, weights=cfg.weights, soft=cfg.soft,
-            backend=cfg.backend, embed_params=embed_params if cfg.perceptual else None,
-            landmarks_only=stage == 1)
-        mask = jnp.asarray(_field_mask(layout, fields))
-        sched = optax.cosine_decay_schedule(1.0, n_steps, alpha=0.1)
-        opt = optax.chain(optax.scale_by_adam(), optax.scale_by_schedule(sched))
-        state = opt.init(x)
-        lr_vec = cfg.lr * (1 - pose_mask) + cfg.lr_pose * pose_mask
+        ep = embed_params if (cfg.perceptual and not spec.landmarks_only) else None
+        listener = None
+        if progress is not None:
+            last = {}
 
-        @jax.jit
-        def step(x, state, batch):
-            (val, terms), g = jax.value_and_grad(loss_fn, has_aux=True)(x, batch)
-            g = g * mask
-            upd, state = opt.update(g, state, x)
-            x = x - lr_vec * upd
-            if blend:
-                x = x.at[:, exp_sl].set(jnp.clip(x[:, exp_sl], 0.0, 1.0))
-            return x, state, val, {k: jnp.mean(v) for k, v in terms.items()}
-
-        rec = []
+            def listener(stage, step, n, loss, last=last):
+                now = time.perf_counter()
+                sps = None
+                if "t" in last and step > last["step"]:
+                    sps = (now - last["t"]) / (step - last["step"])
+                last.update(t=now, step=step)
+                progress(stage, step, n, loss, sps)
         t0 = time.perf_counter()
-        t_first = None
-        for i in range(n_steps):
-            x, state, val, terms = step(x, state, batch)
-            if i == 0:
-                jax.block_until_ready(x)
-                t_first = time.perf_counter()
-            terms = {k: float(v) for k, v in terms.items()}
-            terms["total"] = float(val)
-            rec.append(terms)
-            if progress is not None and (i % 10 == 0 or i == n_steps - 1):
-                sps = (time.perf_counter() - t_first) / max(i, 1) if i else float("nan")
-                progress(name, i + 1, n_steps, terms, sps)
-        history[name] = rec
-        history[name + "_seconds"] = time.perf_counter() - t0
-        history[name + "_compile_seconds"] = (t_first - t0) if t_first else 0.0
+        with reporting(listener):
+            x, terms = fit_stage(model, ep, x, batch, layout=layout, cfg=cfg, stage=spec.name)
+            terms = jax.device_get(terms)
+        history[spec.name] = {k: np.asarray(v) for k, v in terms.items()}
+        history[spec.name + "_seconds"] = time.perf_counter() - t0
     return x, history

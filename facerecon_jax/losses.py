@@ -35,6 +35,13 @@ class LossWeights:
         return cls()
 
     @classmethod
+    def named(cls, name: str) -> "LossWeights":
+        """"paper" or "deep3d" (the one place weights are chosen by name)."""
+        if name not in ("paper", "deep3d"):
+            raise ValueError(f"loss weights must be 'paper' or 'deep3d', got {name!r}")
+        return cls.paper() if name == "paper" else cls.deep3d()
+
+    @classmethod
     def deep3d(cls) -> "LossWeights":
         return cls(photo=1.92, lan=1.6e-3, per=0.2, coef=3e-4, tex=1.7e-2, gamma=10.0,
                    w_id=1.0, w_exp=0.8, w_third=1.7e-2, third="tex")

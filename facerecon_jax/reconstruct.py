@@ -116,18 +116,29 @@ def prepare(source: Source, model: FaceModel, detector: detection.FaceDetector,
 
 def fit_faces(model: FaceModel, layout: CoeffLayout, faces: Sequence[PreparedFace],
               cfg: fitting.FitConfig, embed_params=None, init=None, progress=None,
-              predictor=None):
+              predictor=None, batch_size: Optional[int] = None):
     """Fit a batch of prepared faces; returns (coefficients (B, N), history).
 
+    With `batch_size`, a shorter list is padded to it (the last face repeated, the padding
+    dropped from the result), so every batch of a folder runs the same compiled program.
     `predictor`: an R-Net (`train.load_predictor`) whose prediction starts the fit (and is the
     result when both fitting stages have 0 steps)."""
+    n = len(faces)
+    faces = list(faces)
+    if batch_size is not None:
+        if n > batch_size:
+            raise ValueError(f"{n} faces do not fit in a batch of {batch_size}")
+        faces = faces + [faces[-1]] * (batch_size - n)
+        if init is not None:
+            init, _ = fitting.pad_batch(jnp.asarray(init), batch_size)
     images = np.stack([f.crop for f in faces]).astype(np.float32) / 255.0
     if predictor is not None and init is None:
         init = predictor(images)
     batch = fitting.prepare_batch(images, np.stack([f.lm68_crop for f in faces]),
                                   np.stack([f.attention for f in faces]), embed_params)
-    return fitting.fit(model, layout, batch, cfg, init=init, embed_params=embed_params,
-                       progress=progress)
+    x, hist = fitting.fit(model, layout, batch, cfg, init=init, embed_params=embed_params,
+                          progress=progress)
+    return x[:n], hist
 
 
 def write_outputs(out_dir: pathlib.Path, face: PreparedFace, model: FaceModel,

@@ -32,7 +32,7 @@ from flax.training import train_state
 from absl import logging
 
 from facerecon_jax import camera as cam
-from facerecon_jax import losses, rnet
+from facerecon_jax import data, losses, rnet
 from facerecon_jax.coefficients import CoeffLayout
 
 
@@ -206,16 +206,6 @@ def replicate(tree):
         sharding)
 
 
-def shard_batch(batch: Dict[str, np.ndarray], n_devices: int) -> Dict[str, np.ndarray]:
-    """(B, ...) -> (n_devices, B / n_devices, ...) for pmap."""
-    def split(a):
-        a = np.asarray(a)
-        if a.shape[0] % n_devices:
-            raise ValueError(f"batch of {a.shape[0]} does not split over {n_devices} devices")
-        return a.reshape((n_devices, a.shape[0] // n_devices) + a.shape[1:])
-    return {k: split(v) for k, v in batch.items()}
-
-
 def make_training(config: ml_collections.ConfigDict, face_model, embed_params=None,
                   axis_name: Optional[str] = "batch"):
     """(net, layout, hybrid_loss, camera) for a config."""
@@ -280,23 +270,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
     end = num_steps if max_steps is None else min(num_steps, max_steps)
     history = []
     t0 = time.perf_counter()
-    batches = dataset.batches(host_batch, seed=config.seed, start_step=start,
-                              **({"augment": config.data.augment}
-                                 if "data" in config and hasattr(dataset, "make_batch") else {}))
+    keys = ("image", "landmarks", "attention")
+    host_batches = dataset.batches(host_batch, seed=config.seed, start_step=start,
+                                   **({"augment": config.data.augment}
+                                      if "data" in config and hasattr(dataset, "make_batch")
+                                      else {}))
+    device_batches = data.prefetch_to_device(
+        ({k: v for k, v in b.items() if k in keys} for b in host_batches), size=2)
+    unchecked = []            # (step, metrics on the device) since the last fetch
     for step in range(start, end):
-        batch = next(batches)
-        batch = {k: v for k, v in batch.items() if k in ("image", "landmarks", "attention")}
-        rstate, metrics = p_step(rstate, shard_batch(batch, n_local))
-        m = {k: float(v) for k, v in jax.device_get(flax.jax_utils.unreplicate(metrics)).items()}
-        if m["finite"] < 1:
-            raise TrainingDivergedError(
-                f"non-finite loss or gradient at step {step + 1} (loss={m['loss']}); training "
-                f"stopped without applying the update. The last good checkpoint (step "
-                f"{mngr.latest_step()}) in {workdir / 'checkpoints'} is kept; resume from it "
-                f"after checking the data and the learning rate.")
-        history.append({"step": step + 1, **m})
+        rstate, metrics = p_step(rstate, next(device_batches))
+        unchecked.append((step + 1, metrics))
         done = step + 1
-        if done % config.log_every == 0 or done == end:
+        log_now = done % config.log_every == 0 or done == end
+        save_now = done % config.checkpoint_every == 0 or done == end
+        if not (log_now or save_now):
+            continue
+        # one transfer for every step since the last one; the NaN guard checks them all
+        # before anything is logged or saved
+        fetched = jax.device_get([m for _, m in unchecked])
+        for (s, _), mm in zip(unchecked, fetched):
+            m = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in mm.items()}
+            if m["finite"] < 1:
+                raise TrainingDivergedError(
+                    f"non-finite loss or gradient at step {s} (loss={m['loss']}); training "
+                    f"stopped without applying the update. The last good checkpoint (step "
+                    f"{mngr.latest_step()}) in {workdir / 'checkpoints'} is kept; resume from "
+                    f"it after checking the data and the learning rate.")
+            history.append({"step": s, **m})
+        unchecked.clear()
+        m = history[-1]
+        if log_now:
             elapsed = time.perf_counter() - t0
             rate = (done - start) / elapsed
             eta = (end - done) / rate if rate > 0 else float("nan")
@@ -310,7 +314,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
                 summary_writer.add_scalar("train/images_per_second",
                                           rate * config.batch_size, done)
                 summary_writer.flush()
-        if done % config.checkpoint_every == 0 or done == end:
+        if save_now:
             save_checkpoint(mngr, flax.jax_utils.unreplicate(rstate), {**meta_out, "step": done})
     return TrainResult(end, history, str(workdir))
 

@@ -72,7 +72,7 @@ def _reconstruct_folder(folder, out_dir, model):
     out_dir.mkdir(parents=True, exist_ok=True)
     for i in range(0, len(faces), 8):
         chunk = faces[i:i + 8]
-        x, _ = reconstruct.fit_faces(model, layout, chunk, cfg, embed)
+        x, _ = reconstruct.fit_faces(model, layout, chunk, cfg, embed, batch_size=8)
         for f, row in zip(chunk, x):
             reconstruct.write_outputs(out_dir, f, model, layout, row, cfg)
     return out_dir

@@ -36,8 +36,8 @@ def main(argv):
     del argv
     import numpy as np
 
-    from facerecon_jax import (coefficients, detection, face_embedding, fitting, losses,
-                               progress, reconstruct)
+    from facerecon_jax import (coefficients, detection, face_embedding, fitting, progress,
+                               reconstruct)
     from facerecon_jax.model_loading import load_face_model
 
     cfg = _CONFIG.value
@@ -55,10 +55,7 @@ def main(argv):
                           coefficients.CoeffLayout.for_model(model, light).size)
             return 2
     layout = coefficients.CoeffLayout.for_model(model, light)
-    weights = losses.LossWeights.paper() if cfg.weights == "paper" else losses.LossWeights.deep3d()
-    fit_cfg = fitting.FitConfig(steps_landmark=cfg.steps_landmark, steps=cfg.steps, lr=cfg.lr,
-                                lr_pose=cfg.lr_pose, weights=weights, perceptual=cfg.perceptual,
-                                backend=cfg.backend)
+    fit_cfg = fitting.FitConfig.from_config(cfg)
     embed_params = face_embedding.load_face_embedding() if cfg.perceptual else None
     detector = detection.FaceDetector()
     sources = list(reconstruct.iter_sources(_INPUT.value, _VIDEO_EVERY.value, _MAX_FRAMES.value))
@@ -68,17 +65,25 @@ def main(argv):
     bar = progress.Progress(len(sources), unit="image")
     results, failures, pending = [], [], []
     failed_sources = set()
+    outstanding = {}         # source -> faces not yet fitted and written
+
+    def finish(path):
+        outstanding[path] -= 1
+        if outstanding[path] == 0:
+            bar.update(1, note=f"{len(results)} faces written, {len(failures)} failed")
 
     def flush():
         if not pending:
             return
         t0 = time.perf_counter()
 
-        def on_step(stage, step, n_steps, terms, sec_per_step):
-            bar.update(0, note=f"fitting {len(pending)} faces: {stage} {step}/{n_steps} "
-                               f"({sec_per_step:.2f} s/step) loss {terms['total']:.4f}")
-        x, hist = reconstruct.fit_faces(model, layout, pending, fit_cfg, embed_params,
-                                        progress=on_step, predictor=predictor)
+        def on_step(stage, step, n_steps, loss, sec_per_step):
+            speed = f", {sec_per_step:.2f} s/step" if sec_per_step else ""
+            bar.update(0, note=f"fitting {len(pending)} faces: {stage} {step}/{n_steps}"
+                               f"{speed}, loss {loss:.4f}")
+        x, _ = reconstruct.fit_faces(model, layout, pending, fit_cfg, embed_params,
+                                     progress=on_step, predictor=predictor,
+                                     batch_size=cfg.batch_size)
         secs = time.perf_counter() - t0
         for face, row in zip(pending, np.asarray(x)):
             try:
@@ -88,19 +93,24 @@ def main(argv):
             except OSError as e:
                 failures.append({"source": face.path, "error": f"cannot write outputs: {e}"})
                 failed_sources.add(face.path)
+            finish(face.path)
         pending.clear()
 
     for src in sources:
         try:
-            pending.extend(reconstruct.prepare(src, model, detector, _FACES.value))
+            faces = reconstruct.prepare(src, model, detector, _FACES.value)
         except (detection.ImageReadError, detection.NoFaceError, detection.LandmarkFileError,
                 ValueError) as e:
             failures.append({"source": src.path, "error": str(e)})
             failed_sources.add(src.path)
             sys.stderr.write(f"\nskipped {src.path}: {e}\n")
-        if len(pending) >= cfg.batch_size:
-            flush()
-        bar.update(1, note=f"{len(results)} faces written, {len(failures)} failed")
+            bar.update(1, note=f"{len(results)} faces written, {len(failures)} failed")
+            continue
+        outstanding[src.path] = outstanding.get(src.path, 0) + len(faces)
+        for face in faces:
+            pending.append(face)
+            if len(pending) >= cfg.batch_size:
+                flush()
     flush()
     bar.note = f"{len(results)} faces written, {len(failures)} failed"
     bar.close()

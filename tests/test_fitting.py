@@ -1,3 +1,6 @@
+import logging
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -24,8 +27,9 @@ def test_fitting_recovers_a_planted_face(default_model):
     target = renderer.render(m, truth, lay, renderer.RenderConfig(camera=cfg.camera), bg)
     batch = fitting.prepare_batch(target["image"], target["landmarks"], jnp.ones((2, size, size)))
     x, hist = fitting.fit(m, lay, batch, cfg)
-    assert hist["landmarks"][-1]["lan"] < 0.05 * hist["landmarks"][0]["lan"]
-    assert hist["hybrid"][-1]["photo"] < hist["hybrid"][0]["photo"]
+    assert hist["landmarks"]["lan"].shape == (80, 2)
+    assert np.all(hist["landmarks"]["lan"][-1] < 0.05 * hist["landmarks"]["lan"][0])
+    assert np.all(hist["hybrid"]["photo"][-1] < hist["hybrid"]["photo"][0])
     fitted = lay.split(x)
     s_true = morphable.shape(m, parts["id"], parts["exp"])
     s_fit = morphable.shape(m, fitted["id"], fitted["exp"])
@@ -35,3 +39,98 @@ def test_fitting_recovers_a_planted_face(default_model):
     assert err_fit < 0.7 * err_mean, (err_fit, err_mean)
     np.testing.assert_allclose(np.asarray(fitted["angles"]), np.asarray(parts["angles"]),
                                atol=0.05)
+
+
+def _tiny_problem(model, size=48, b=2, seed=0):
+    m = model.to_jax()
+    lay = coefficients.CoeffLayout.for_model(m, "mono")
+    rng = np.random.default_rng(seed)
+    parts = lay.split(lay.zeros((b,)))
+    parts["id"] = jnp.asarray(rng.normal(size=(b, m.n_id)), jnp.float32)
+    parts["angles"] = jnp.asarray(rng.uniform(-0.2, 0.2, (b, 3)), jnp.float32)
+    camera = cam.Camera().scaled(size)
+    bg = jnp.full((b, size, size, 3), 0.3)
+    target = renderer.render(m, lay.join(parts), lay, renderer.RenderConfig(camera=camera), bg)
+    batch = fitting.prepare_batch(target["image"], target["landmarks"],
+                                  jnp.ones((b, size, size)))
+    return m, lay, camera, batch
+
+
+class _CompileLog(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_solver_compiles_once_per_stage(default_model):
+    """Three batches of the same shape (different data): each stage's program compiles once;
+    a second set of batches in the same process compiles nothing."""
+    m, lay, camera, _ = _tiny_problem(default_model)
+    # a config no other test uses, so the count starts from zero here
+    cfg = fitting.FitConfig(steps_landmark=4, steps=3, perceptual=False, camera=camera,
+                            lr=0.0199)
+    log = _CompileLog()
+    logger = logging.getLogger("jax")
+    logger.addHandler(log)
+    try:
+        with jax.log_compiles():
+            for seed in range(3):
+                _, _, _, batch = _tiny_problem(default_model, seed=seed)
+                fitting.fit(m, lay, batch, cfg)
+            first = [s for s in log.messages if s.startswith("Compiling jit(fit_stage)")]
+            log.messages.clear()
+            for seed in range(3, 5):
+                _, _, _, batch = _tiny_problem(default_model, seed=seed)
+                fitting.fit(m, lay, batch, cfg)
+            second = [s for s in log.messages if s.startswith("Compiling jit(fit_stage)")]
+    finally:
+        logger.removeHandler(log)
+    assert len(first) == 2, first          # landmarks stage + hybrid stage
+    assert second == []
+
+
+def test_scan_solver_equals_python_loop(default_model):
+    """fit_stage (lax.scan, one program) and a plain Python loop over the same step agree."""
+    m, lay, camera, batch = _tiny_problem(default_model)
+    cfg = fitting.FitConfig(steps_landmark=6, steps=5, perceptual=False, camera=camera)
+    x_scan, hist = fitting.fit(m, lay, batch, cfg)
+    x = lay.zeros((2,))
+    for stage in fitting.STAGE_NAMES:
+        init, step = fitting.stage_program(m, None, batch, layout=lay, cfg=cfg, stage=stage)
+        step = jax.jit(step)
+        carry = init(x)
+        totals = []
+        for i in range(fitting.stage_steps(cfg, stage)):
+            carry, terms = step(carry, i)
+            totals.append(np.asarray(terms["total"]))
+        x = carry[0]
+        np.testing.assert_allclose(hist[stage]["total"], np.stack(totals), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(x_scan), np.asarray(x), rtol=1e-4, atol=1e-5)
+
+
+def test_padding_does_not_change_the_fit(default_model):
+    """A face fitted in a batch padded with copies of another gets the coefficients it gets
+    alone (faces are independent; Adam does not see the batch size)."""
+    m, lay, camera, batch = _tiny_problem(default_model, b=3, seed=7)
+    cfg = fitting.FitConfig(steps_landmark=5, steps=4, perceptual=False, camera=camera)
+    x3, _ = fitting.fit(m, lay, batch, cfg)
+    padded, n = fitting.pad_batch(dict(batch), 5)
+    assert n == 3 and padded["image"].shape[0] == 5
+    np.testing.assert_array_equal(np.asarray(padded["image"][4]), np.asarray(batch["image"][2]))
+    x5, _ = fitting.fit(m, lay, padded, cfg)
+    np.testing.assert_allclose(np.asarray(x5[:3]), np.asarray(x3), rtol=1e-3, atol=3e-3)
+
+
+def test_progress_reports_steps_and_no_nan_speed(default_model):
+    m, lay, camera, batch = _tiny_problem(default_model)
+    cfg = fitting.FitConfig(steps_landmark=6, steps=0, perceptual=False, camera=camera,
+                            report_every=2)
+    calls = []
+    fitting.fit(m, lay, batch, cfg, progress=lambda *a: calls.append(a))
+    assert [c[1] for c in calls] == [2, 4, 6]
+    assert calls[0][4] is None                       # first report: no speed yet, never NaN
+    assert all(c[4] is not None and c[4] > 0 for c in calls[1:])
+    assert all(np.isfinite(c[3]) for c in calls)

@@ -90,7 +90,7 @@ def test_pmapped_step_on_8_devices_equals_single_device_step(tmp_path):
     """Run in a fresh process with 8 host CPU devices."""
     script = textwrap.dedent(f"""
         import functools, jax, jax.numpy as jnp, numpy as np, optax, flax
-        from facerecon_jax import grid_model, losses, rnet, synthetic, train
+        from facerecon_jax import data, grid_model, losses, rnet, synthetic, train
         from facerecon_jax import camera as cam
         from facerecon_jax.coefficients import CoeffLayout
         assert jax.local_device_count() == 8, jax.devices()
@@ -111,7 +111,7 @@ def test_pmapped_step_on_8_devices_equals_single_device_step(tmp_path):
         sm = s0.replace(apply_fn=multi_net.apply)
         p = jax.pmap(functools.partial(train.train_step, hybrid_loss=hybrid, axis_name="batch"),
                      axis_name="batch")
-        many, m8 = p(flax.jax_utils.replicate(sm), train.shard_batch(batch, 8))
+        many, m8 = p(flax.jax_utils.replicate(sm), data.shard_for_devices(batch))
         many = flax.jax_utils.unreplicate(many)
         np.testing.assert_allclose(float(m1["loss"]), float(m8["loss"][0]), rtol=1e-5)
         for a, b in zip(jax.tree_util.tree_leaves(one.params), jax.tree_util.tree_leaves(many.params)):
