@@ -3,15 +3,15 @@
 A texel of an S x S map has its centre at u = (j + 0.5) / S, v = 1 - (i + 0.5) / S (row i, column
 j; v up as in OBJ). `texel_map` finds, once per layout and size, the model triangle under each
 texel centre and its barycentric weights (the UV triangles drawn by `rasterizer` as if they were
-a screen), so any per-vertex or per-corner quantity can be read at every texel.
+a screen; kept in `assets.cache_dir()` like the converted model), so any per-vertex or per-corner
+quantity can be read at every texel.
 
 Baking (`bake_photo`): each texel's surface point (the barycentric mix of the posed vertices) is
 projected through the fitted camera into the aligned crop and from there, by the alignment's
 inverse map, into the original photo, which is sampled bilinearly at full resolution. A texel
-counts as seen when its point lies inside the photo, its normal faces the camera and it passes
-a depth test against a z-buffer of the posed mesh (drawn with the fitted camera, with margins
-beyond the crop and at twice its resolution) over the footprint of the photo sample: no nearer
-surface (an occluder) and no background or farther surface (a silhouette) next to it. The sample's weight fades to zero at grazing
+counts as seen when its point lies inside the crop and the photo, its normal faces the camera and
+it passes a depth test against the fitted render's z-buffer (the surface drawn at its pixel is
+its own, within a tolerance). The sample's weight fades to zero at grazing
 angles and over `feather` texels towards unseen texels, so fills blend in without hard seams.
 With the fitted spherical-harmonics irradiance given, the sample is divided by it (an albedo
 texture); without, it is the photo's colour (light baked in).
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 from typing import Optional
 
 import cv2
@@ -31,8 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from facerecon_jax import assets
 from facerecon_jax import camera as cam
-from facerecon_jax import interpolate, mirror, rasterizer
+from facerecon_jax import export, interpolate, mirror, rasterizer
 from facerecon_jax.uv_layout import UVLayout
 
 
@@ -69,6 +71,7 @@ def uv_to_texel(uv, size: int) -> np.ndarray:
 
 
 _TEXEL_MAPS: dict = {}
+TEXEL_MAP_VERSION = 1      # part of the cache key: bump when texel maps are drawn differently
 
 
 @functools.partial(jax.jit, static_argnames=("size",))
@@ -78,17 +81,34 @@ def _draw_flat(screen, triangles, size: int):
     return tri, pix.bary[0]
 
 
-def texel_map(layout: UVLayout, size: int) -> TexelMap:
-    """The triangle and barycentrics under every texel centre of a `size` x `size` map."""
+def texel_map(layout: UVLayout, size: int, cache: bool = True) -> TexelMap:
+    """The triangle and barycentrics under every texel centre of a `size` x `size` map (kept in
+    memory, and on disk under `assets.cache_dir()` unless `cache` is False)."""
     key = (id(layout), size)
-    if key in _TEXEL_MAPS and _TEXEL_MAPS[key][0] is layout:
+    if cache and key in _TEXEL_MAPS and _TEXEL_MAPS[key][0] is layout:
         return _TEXEL_MAPS[key][1]
-    corners = uv_to_texel(layout.corner_coords, size).reshape(-1, 2)          # (3T, 2)
-    screen = np.concatenate([corners, np.ones((len(corners), 1))], axis=1)     # z = 1: flat
-    flat_tris = np.arange(len(corners), dtype=np.int32).reshape(-1, 3)
-    tri, bary = _draw_flat(jnp.asarray(screen, jnp.float32), jnp.asarray(flat_tris), size)
-    tm = TexelMap(size, np.asarray(tri, np.int32), np.asarray(bary, np.float32))
-    _TEXEL_MAPS[key] = (layout, tm)
+    digest = hashlib.sha1(f"texel map v{TEXEL_MAP_VERSION}".encode())
+    digest.update(np.ascontiguousarray(layout.corner_coords, np.float64).tobytes())
+    path = assets.cache_dir() / f"texel_map_{digest.hexdigest()[:12]}_{size}.npz"
+    tm = None
+    if cache and path.exists():
+        try:
+            with np.load(path) as d:
+                tm = TexelMap(size, d["tri"], d["bary"])
+        except (OSError, ValueError, KeyError):
+            tm = None           # a damaged cache file: draw again
+    if tm is None:
+        corners = uv_to_texel(layout.corner_coords, size).reshape(-1, 2)      # (3T, 2)
+        screen = np.concatenate([corners, np.ones((len(corners), 1))], axis=1)  # z = 1: flat
+        flat_tris = np.arange(len(corners), dtype=np.int32).reshape(-1, 3)
+        tri, bary = _draw_flat(jnp.asarray(screen, jnp.float32), jnp.asarray(flat_tris), size)
+        tm = TexelMap(size, np.asarray(tri, np.int32), np.asarray(bary, np.float32))
+        if cache:
+            def write(tmp):
+                with open(tmp, "wb") as f:
+                    np.savez(f, tri=tm.tri, bary=tm.bary)
+            export._atomic(path, write)
+            _TEXEL_MAPS[key] = (layout, tm)
     return tm
 
 
@@ -122,32 +142,6 @@ def sample(image, x, y) -> np.ndarray:
     return np.concatenate(chans, axis=-1).astype(np.float64) / scale
 
 
-VISIBILITY_SCALE = 2.0     # z-buffer pixels per crop pixel
-FAR = 1e6                  # z-buffer value where no surface is seen
-
-
-def visibility_camera(camera: cam.Camera, margin: int = 64, scale: float = 2.0) -> cam.Camera:
-    """The fitted camera with `margin` crop pixels more on every side, `scale` times finer."""
-    return cam.Camera(camera.focal * scale, (camera.cx + margin) * scale,
-                      (camera.cy + margin) * scale, int((camera.width + 2 * margin) * scale),
-                      int((camera.height + 2 * margin) * scale), camera.distance)
-
-
-@functools.partial(jax.jit, static_argnames=("camera",))
-def _zbuffer(posed, triangles, camera: cam.Camera):
-    screen = cam.to_screen(posed, camera)[None]
-    frags = rasterizer.rasterize(screen, triangles, height=camera.height, width=camera.width)
-    pix = interpolate.barycentrics(screen, triangles, frags.tri_id)
-    z = jnp.sum(pix.bary * interpolate.gather_corners(screen[..., 2:], pix.corners)[..., 0], -1)
-    return jnp.where(pix.mask[0], z[0], jnp.inf)
-
-
-def zbuffer(posed, triangles, camera: cam.Camera) -> np.ndarray:
-    """(H, W) depth (z_cam) of the nearest surface of the posed mesh, inf where none."""
-    return np.asarray(_zbuffer(jnp.asarray(posed, jnp.float32),
-                               jnp.asarray(triangles, jnp.int32), camera), np.float64)
-
-
 @dataclasses.dataclass
 class Bake:
     colour: np.ndarray   # (S, S, 3) the photo's sample (divided by the irradiance if given)
@@ -172,7 +166,7 @@ def feather_weight(seen, chart, feather: float) -> np.ndarray:
 
 
 def bake_photo(tm: TexelMap, triangles, posed, normals, camera: cam.Camera, photo,
-               crop_to_photo, irradiance=None, depth_tolerance: float = 0.05,
+               crop_to_photo, depth, irradiance=None, depth_tolerance: float = 0.05,
                feather: Optional[float] = None, cos_lo: float = 0.05,
                cos_hi: float = 0.25) -> Bake:
     """Sample the photo for every texel of the chart.
@@ -180,12 +174,15 @@ def bake_photo(tm: TexelMap, triangles, posed, normals, camera: cam.Camera, phot
     posed, normals: (V, 3) the fitted posed vertices and their (posed) unit normals, in the
     camera's world frame; camera: the fitted camera (crop pixels); photo: (H, W, 3) original
     image (uint8, or float in [0, 1]); crop_to_photo: maps (..., 2) crop pixels to photo pixels;
-    irradiance: (V, 3) per-vertex SH shading or None; depth_tolerance in model units.
+    depth: (camera.height, camera.width) z-buffer of the posed mesh seen by the camera (z_cam;
+    0 or inf where no surface), e.g. the renderer's "depth"; irradiance: (V, 3) per-vertex SH
+    shading or None; depth_tolerance: how far behind the z-buffer a texel may lie and still be
+    the surface seen (model units).
     """
     tris = np.asarray(triangles)
     chart = tm.chart
     if feather is None:
-        feather = max(2.0, tm.size / 64)
+        feather = max(2.0, tm.size / 128)
     p = at_texels(tm, tris, posed)                                           # (S, S, 3)
     n = at_texels(tm, tris, normals)
     n = n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
@@ -193,27 +190,21 @@ def bake_photo(tm: TexelMap, triangles, posed, normals, camera: cam.Camera, phot
     to_cam /= np.maximum(np.linalg.norm(to_cam, axis=-1, keepdims=True), 1e-12)
     cosine = np.sum(n * to_cam, axis=-1)
     # where each texel lands in the photo
-    crop_xy = np.asarray(cam.to_screen(jnp.asarray(p, jnp.float32), camera))[..., :2]
-    photo_xy = crop_to_photo(crop_xy.astype(np.float64))
+    crop_xyz = np.asarray(cam.to_screen(jnp.asarray(p, jnp.float32), camera), np.float64)
+    photo_xy = crop_to_photo(crop_xyz[..., :2])
     h, w = np.asarray(photo).shape[:2]
     inside = ((photo_xy[..., 0] >= 0) & (photo_xy[..., 0] <= w - 1)
               & (photo_xy[..., 1] >= 0) & (photo_xy[..., 1] <= h - 1))
-    # depth test against the z-buffer of the whole posed mesh, over the footprint of the
-    # photo's bilinear sample: every z-buffer pixel within `radius` of the texel's must hold
-    # this surface (no occluder nearer, no background or farther surface), so samples never
-    # mix in what lies beside a silhouette
-    vcam = visibility_camera(camera, scale=VISIBILITY_SCALE)
-    zb = np.minimum(zbuffer(posed, tris, vcam), FAR).astype(np.float32)
-    photo_px_per_crop_px = float(np.linalg.norm(crop_to_photo(np.array([[1.0, 0.0]]))
-                                                - crop_to_photo(np.array([[0.0, 0.0]]))))
-    radius = int(np.ceil(VISIBILITY_SCALE / max(photo_px_per_crop_px, 1e-6) + 0.5))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    zmin, zmax = cv2.erode(zb, kernel), cv2.dilate(zb, kernel)
-    vs = np.asarray(cam.to_screen(jnp.asarray(p, jnp.float32), vcam), np.float64)
-    xi = np.clip(np.round(vs[..., 0]).astype(np.int64), 0, vcam.width - 1)
-    yi = np.clip(np.round(vs[..., 1]).astype(np.int64), 0, vcam.height - 1)
-    z = vs[..., 2]
-    clear = (zmin[yi, xi] >= z - depth_tolerance) & (zmax[yi, xi] <= z + depth_tolerance)
+    # depth test against the fitted render's z-buffer at the texel's pixel
+    zb = np.asarray(depth, np.float64)
+    covered = np.isfinite(zb) & (zb > 0)
+    hz, wz = zb.shape
+    xi = np.round(crop_xyz[..., 0]).astype(np.int64)
+    yi = np.round(crop_xyz[..., 1]).astype(np.int64)
+    in_crop = (xi >= 0) & (xi < wz) & (yi >= 0) & (yi < hz)
+    xi, yi = np.clip(xi, 0, wz - 1), np.clip(yi, 0, hz - 1)
+    clear = (in_crop & covered[yi, xi]
+             & (crop_xyz[..., 2] <= zb[yi, xi] + depth_tolerance))
     seen = chart & inside & (cosine > 0) & clear
     colour = sample(photo, photo_xy[..., 0], photo_xy[..., 1])[..., :3]
     if irradiance is not None:
