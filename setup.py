@@ -9,6 +9,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["facerecon_jax", "facerecon_jax.*", "launch", "launch.*",
                                     "configs", "configs.*"]),
+    # the results page's viewer: vendored three.js r147 (MIT) + our page script and style
+    package_data={"facerecon_jax": ["viewer/*.js", "viewer/*.css", "viewer/*.txt"]},
     install_requires=[
         "jax>=0.4.30",
         "flax>=0.10.0",
@@ -31,7 +33,9 @@ setup(
         "scikit-image>=0.22",       # public-domain example photo (astronaut)
         "matplotlib>=3.7",          # public-domain example photo (Grace Hopper)
     ],
-    extras_require={"test": ["pytest>=7.0"]},
+    # websocket-client: the DevTools-protocol client that drives headless Chromium in the
+    # results-page test (Chromium itself: Debian's `chromium`, which .ci/run installs)
+    extras_require={"test": ["pytest>=7.0", "websocket-client>=1.6"]},
     entry_points={
         "console_scripts": [
             "facerecon-render=launch.render:run",
