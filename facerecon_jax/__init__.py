@@ -15,7 +15,13 @@ Modules (one idea each):
   interpolate    differentiable barycentrics and attribute interpolation
   splat          soft (rasterize-then-splat) compositing with silhouette gradients
   renderer       the whole face formation: coefficients to image
-  export         OBJ / PLY meshes, coefficient files, PNG renders
+  export         OBJ / PLY meshes, textured OBJ + MTL and binary glTF, coefficient files, PNGs
+  uv_layout      the ICT model's per-corner UVs, following its triangles
+  mirror         left-right mirror partners of mesh vertices
+  texture        texture maps: baking a photo, mirror / albedo fill, averages, textured renders
+  textured_face  the textured-face files of a fitted face or an aggregated person
+  results_page   index.html with a three.js viewer, for reconstruct and aggregate folders
+  browser        headless Chromium through the DevTools protocol (page tests, benchmarks)
   detection      faces and 68 landmarks (dlib), image / video / landmark-file readers
   alignment      Deep3DFaceRecon's 224 x 224 alignment, its inverse and paste-back
   skin           the naive-Bayes skin attention mask

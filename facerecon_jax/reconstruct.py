@@ -10,7 +10,9 @@ For each input (image file, image in a folder, or video frame):
   4. fit the coefficients (analysis by synthesis, batched) from the mean face or an R-Net
      prediction;
   5. write per face: <name>.obj (lit vertex colours) and <name>_albedo.obj, <name>_coeffs.npz,
-     <name>_lm68.txt (original-image pixels, y down), <name>_overlay.png and <name>_pasted.png.
+     <name>_lm68.txt (original-image pixels, y down), <name>_overlay.png and <name>_pasted.png,
+     <name>_input.jpg, and the textured face (`textured_face`: texture map, weight map,
+     <name>_textured.obj, <name>.glb); the run's index.html comes from `results_page`.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from typing import Callable, Iterator, List, Optional, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from facerecon_jax import alignment, detection, export, fitting, renderer, skin, visualize
+from facerecon_jax import (alignment, detection, export, fitting, renderer, results_page, skin,
+                           textured_face, visualize)
 from facerecon_jax.coefficients import CoeffLayout
 from facerecon_jax.face_model import FaceModel
 
@@ -142,8 +145,10 @@ def fit_faces(model: FaceModel, layout: CoeffLayout, faces: Sequence[PreparedFac
 
 
 def write_outputs(out_dir: pathlib.Path, face: PreparedFace, model: FaceModel,
-                  layout: CoeffLayout, x, cfg: fitting.FitConfig) -> dict:
-    """Every output file for one fitted face; returns a summary (paths, landmark error)."""
+                  layout: CoeffLayout, x, cfg: fitting.FitConfig, texture: str = "albedo",
+                  texture_size: int = 1024) -> dict:
+    """Every output file for one fitted face; returns a summary (paths, landmark error, texture
+    PSNR). `texture`: "albedo" or "photo" (`textured_face`), None for no texture files."""
     out_dir = pathlib.Path(out_dir)
     m = model.to_jax()
     x = jnp.asarray(x)[None]
@@ -177,9 +182,13 @@ def write_outputs(out_dir: pathlib.Path, face: PreparedFace, model: FaceModel,
     paths.append(export.save_png(f"{base}_overlay.png", panel))
     pasted = alignment.paste_back(face.image, np.clip(render, 0, 1), alpha, face.align)
     paths.append(export.save_png(f"{base}_pasted.png", pasted))
+    paths.append(results_page.save_input_image(f"{base}_input.jpg", face.image))
+    textured = textured_face.write_fitted(base, face, model, parts, verts, out, cfg.camera,
+                                          texture, texture_size)
+    paths.extend(textured.pop("files", []))
     return {"name": face.name, "source": face.path, "landmarks_from": face.landmark_source,
             "landmark_error_nme": landmark_nme(lm_fit_crop, face.lm68_crop),
-            "files": [str(p) for p in paths]}
+            **textured, "files": [str(p) for p in paths]}
 
 
 def landmark_nme(pred, target) -> float:

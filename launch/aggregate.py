@@ -12,7 +12,10 @@ report says which image went to which cluster (and, when the folders name people
 clusters match them: adjusted Rand index).
 
 Per person: <person>.obj (identity mesh: neutral expression, frontal, albedo colours),
-<person>_coeffs.npz, <person>.png (a frontal render); and report.json.
+<person>_coeffs.npz, <person>.png (a frontal render), the person's texture (the members'
+<name>_texture.png averaged with their <name>_texture_weight.png) with <person>_textured.obj/.mtl
+and <person>.glb; report.json and index.html (the results page: each person in 3D, its images
+and their cluster labels).
 """
 import json
 import pathlib
@@ -84,20 +87,23 @@ def main(argv):
     import jax.numpy as jnp
     import numpy as np
 
-    from facerecon_jax import aggregate, export, renderer
+    from facerecon_jax import aggregate, export, renderer, results_page, textured_face
     from facerecon_jax.model_loading import load_face_model
 
     out_dir = pathlib.Path(_OUT.value)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = None
     people = []            # (person name, image names, vectors, layout)
+    coeff_dirs = {}        # person name -> the folder of its *_coeffs.npz (and textures)
     for folder in _person_folders(_INPUT.value):
         names, x, layout = aggregate.load_folder(folder)
+        coeff_dirs[folder.name] = folder
         if not names and _has_images(folder):
             model = model or load_face_model(_MODEL.value)
             logging.info("no coefficient files in %s: reconstructing its images first", folder)
-            names, x, layout = aggregate.load_folder(
-                _reconstruct_folder(folder, out_dir / "reconstruct" / folder.name, model))
+            coeff_dirs[folder.name] = _reconstruct_folder(
+                folder, out_dir / "reconstruct" / folder.name, model)
+            names, x, layout = aggregate.load_folder(coeff_dirs[folder.name])
         if not names:
             print(f"skipped {folder}: no *_coeffs.npz files and no faces found", file=sys.stderr)
             continue
@@ -152,11 +158,17 @@ def main(argv):
         bg = export.gradient_background(cfg.camera.height, cfg.camera.width)
         img = renderer.render_vertices(m, verts, cfg, jnp.asarray(bg)[None])["image"][0]
         export.save_png(f"{base}.png", np.asarray(img))
+        textured = textured_face.write_aggregate(
+            base, model, verts, textured_face.member_bases(r.members, r.name, coeff_dirs))
         report["people"].append({"name": r.name, "images": r.images, "members": r.members,
-                                 "labels": r.labels, "inertia": r.inertia,
-                                 "files": [f"{base}.obj", f"{base}_coeffs.npz", f"{base}.png"]})
+                                 "labels": r.labels, "inertia": r.inertia, **textured,
+                                 "files": [f"{base}.obj", f"{base}_coeffs.npz", f"{base}.png"]
+                                 + textured.get("files", [])})
         print(f"{r.name}: {len(r.members)} of {len(r.images)} images -> {base}.obj")
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    results_page.write_aggregate_page(out_dir, report, {
+        r.name: textured_face.member_bases(r.images, r.name, coeff_dirs) for r in results})
+    print(f"results page: {(out_dir / 'index.html').resolve().as_uri()}")
     if "adjusted_rand_index_vs_folders" in report:
         print(f"clusters vs folders: adjusted Rand index "
               f"{report['adjusted_rand_index_vs_folders']:.3f}")

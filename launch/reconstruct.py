@@ -5,7 +5,10 @@
 Per face, in --output_dir: <name>.obj (lit vertex colours), <name>_albedo.obj, <name>_coeffs.npz
 (split coefficients, alignment transform, landmarks), <name>_lm68.txt (68 fitted landmarks in the
 original image's pixels, y down), <name>_overlay.png (crop | render | landmarks: detected green,
-fitted red) and <name>_pasted.png (the render on the original photo), plus report.json.
+fitted red) and <name>_pasted.png (the render on the original photo); the textured face from the
+photo: <name>_texture.png (--texture albedo|photo), <name>_texture_weight.png,
+<name>_textured.obj/.mtl and <name>.glb; <name>_input.jpg; plus report.json and index.html (the
+results page with a 3D viewer; open it in a browser).
 A file that cannot be read or has no face is reported and skipped; the exit status is the number
 of inputs that failed (0 when all went well).
 """
@@ -29,6 +32,10 @@ _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "At most this many frames
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "An R-Net training workdir (facerecon-train): its prediction starts the "
     "fit; with --config.steps_landmark=0 --config.steps=0 it is the result.")
+_TEXTURE = flags.DEFINE_enum(
+    "texture", "albedo", ["albedo", "photo"], "Texture map from the photo: divided by the fitted "
+    "shading (albedo, for relighting viewers) or as it is (photo, the light baked in).")
+_TEXTURE_SIZE = flags.DEFINE_integer("texture_size", 1024, "Texture map size in texels.")
 flags.mark_flag_as_required("input")
 
 
@@ -37,7 +44,7 @@ def main(argv):
     import numpy as np
 
     from facerecon_jax import (coefficients, detection, face_embedding, fitting, progress,
-                               reconstruct)
+                               reconstruct, results_page)
     from facerecon_jax.model_loading import load_face_model
 
     cfg = _CONFIG.value
@@ -87,7 +94,8 @@ def main(argv):
         secs = time.perf_counter() - t0
         for face, row in zip(pending, np.asarray(x)):
             try:
-                r = reconstruct.write_outputs(out_dir, face, model, layout, row, fit_cfg)
+                r = reconstruct.write_outputs(out_dir, face, model, layout, row, fit_cfg,
+                                              _TEXTURE.value, _TEXTURE_SIZE.value)
                 r["fit_seconds_per_face"] = secs / len(pending)
                 results.append(r)
             except OSError as e:
@@ -115,9 +123,13 @@ def main(argv):
     bar.note = f"{len(results)} faces written, {len(failures)} failed"
     bar.close()
     reconstruct.write_report(out_dir / "report.json", results, failures)
+    results_page.write_reconstruct_page(out_dir, {"faces": results, "failed": failures})
     for r in results:
+        psnr = (f", texture PSNR {r['texture_psnr_db']:.1f} dB" if r.get("texture_psnr_db")
+                is not None else "")
         print(f"{r['name']}: landmark error {r['landmark_error_nme']:.4f} (NME, inter-ocular)"
-              f" -> {out_dir / r['name']}.obj")
+              f"{psnr} -> {out_dir / r['name']}.obj")
+    print(f"results page: {(out_dir / 'index.html').resolve().as_uri()}")
     for f in failures:
         print(f"FAILED {f['source']}: {f['error']}")
     return min(len(failed_sources), 100)

@@ -81,6 +81,11 @@ def test_aggregate_launch_writes_people(rng, tmp_path, request):
         for p in report["people"]:
             for f in p["files"]:
                 assert (tmp_path / f).exists() or __import__("pathlib").Path(f).exists()
+        # no member textures here: the person's texture is its albedo, and the page shows it
+        assert all(p["texture_members"] == 0 for p in report["people"])
+        page = (out / "index.html").read_text()
+        for p in report["people"]:
+            assert (out / f"{p['name']}.glb").exists() and f"viewer-{p['name']}" in page
         if mode == "paper":
             assert report["adjusted_rand_index_vs_folders"] == 1.0
             assert len(report["assignments"]) == 15

@@ -26,7 +26,7 @@ def test_reconstruct_photos_and_bad_inputs(tmp_path, request):
     Image.fromarray(np.full((120, 160, 3), 127, np.uint8)).save(inp / "blank.png")
     out = tmp_path / "out"
     res = _run(["--input", str(inp), "--output_dir", str(out), "--config.steps_landmark=80",
-                "--config.steps=15", "--config.perceptual=False"], root)
+                "--config.steps=15", "--config.perceptual=False", "--texture_size=256"], root)
     # two of three inputs fail, each named, and the exit status says how many
     assert res.returncode == 2, res.stdout + res.stderr
     assert "corrupt.jpg" in res.stdout and "blank.png" in res.stdout
@@ -36,8 +36,17 @@ def test_reconstruct_photos_and_bad_inputs(tmp_path, request):
     face = report["faces"][0]
     assert face["landmark_error_nme"] < 0.08
     for suffix in (".obj", "_albedo.obj", "_coeffs.npz", "_lm68.txt", "_overlay.png",
-                   "_pasted.png"):
+                   "_pasted.png", "_input.jpg", "_texture.png", "_texture_weight.png",
+                   "_textured.obj", "_textured.mtl", ".glb"):
         assert (out / f"astronaut{suffix}").exists(), suffix
+    # the texture, redrawn with the fitted camera, matches the photo on the skin
+    assert face["texture"] == "albedo" and face["texture_psnr_db"] > 25
+    assert face["texture_psnr_db"] > face["render_psnr_db"]
+    assert Image.open(out / "astronaut_texture.png").size == (256, 256)
+    page = (out / "index.html").read_text()
+    assert "astronaut_overlay.png" in page and "corrupt.jpg" in page
+    assert (out / "viewer" / "three.min.js").exists() and (out / "viewer" / "data" /
+                                                           "astronaut.js").exists()
     mesh = trimesh.load(out / "astronaut.obj", process=False)
     assert len(mesh.vertices) > 1000 and mesh.visual.vertex_colors.shape[1] == 4
     # fitted landmarks in original-image pixels land on the detected ones
