@@ -10,7 +10,8 @@
  *
  * State for people and tests: document.body.dataset.viewer is "loading", "rendered" (a frame of
  * the current face and shading is on screen) or "error"; data-viewer-face and data-viewer-mode
- * say which face and which shading ("textured" or "shape").
+ * say which face and which shading ("textured" or "shape"); data-viewer-first-render-ms when the
+ * first face reached the screen (ms since navigation started).
  */
 (function () {
   "use strict";
@@ -25,6 +26,10 @@
   var mode = "textured";
 
   function setState(state, detail) {
+    if (state === "rendered" && !body.dataset.viewerFirstRenderMs) {
+      // milliseconds from the start of navigation to the first face on screen
+      body.dataset.viewerFirstRenderMs = String(Math.round(performance.now()));
+    }
     body.dataset.viewer = state;
     body.dataset.viewerFace = current || "";
     body.dataset.viewerMode = mode;
