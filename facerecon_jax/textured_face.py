@@ -23,6 +23,7 @@ from __future__ import annotations
 import pathlib
 from typing import Sequence
 
+import cv2
 import jax.numpy as jnp
 import numpy as np
 from PIL import Image
@@ -107,21 +108,28 @@ def read_weighted_texture(texture_path, weight_path):
     return tex, w
 
 
+def _resized(tex, weight, size: int):
+    """A member texture and weight map of another size (--texture_size), resampled to `size`."""
+    t = cv2.resize(np.asarray(tex, np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    w = cv2.resize(np.asarray(weight, np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    return t.astype(np.float64), w.astype(np.float64)
+
+
 def write_person(base, model, vertices, normals, albedo, member_textures: Sequence[tuple],
                  blank_size: int = 512) -> dict:
-    """The person's texture: the members' (texture, weight map) files averaged by weight, filled
-    from mirror texels and the aggregate's albedo (V, 3) where no member saw the face; written with
-    the person's mesh (vertices, normals (V, 3)) like `write_face`. Returns a summary (files,
-    the number of member textures used, the share of chart texels some member saw)."""
+    """The person's texture: the members' (texture, weight map) files averaged by weight (at the
+    largest member size), filled from mirror texels and the aggregate's albedo (V, 3) where no
+    member saw the face; written with the person's mesh (vertices, normals (V, 3)) like
+    `write_face`. Returns a summary (files, the number of member textures used, the share of
+    chart texels some member saw)."""
     base = str(base)
     layout = uv_layout.for_model(model)
     pairs = [read_weighted_texture(t, w) for t, w in member_textures]
     if not pairs:       # nobody to average: the albedo alone
         pairs = [(np.zeros((blank_size, blank_size, 3)), np.zeros((blank_size, blank_size)))]
-    sizes = {t.shape[0] for t, _ in pairs}
-    if len(sizes) > 1:
-        raise ValueError(f"member textures differ in size: {sorted(sizes)}")
-    tm = texture.texel_map(layout, sizes.pop())
+    size = max(t.shape[0] for t, _ in pairs)
+    pairs = [(t, w) if t.shape[0] == size else _resized(t, w, size) for t, w in pairs]
+    tm = texture.texel_map(layout, size)
     avg, total = texture.average([t for t, _ in pairs], [w for _, w in pairs])
     # one frontal view is a full sample; the blend weight saturates there
     weight = np.where(tm.chart, np.clip(total, 0.0, 1.0), 0.0)
@@ -167,7 +175,7 @@ def write_aggregate(base, model, verts: dict, bases: dict, size: int = 512) -> d
     """`write_person` for what facerecon-aggregate has: the person's `renderer.face_vertices`
     (batch of one) and `member_bases` of the images used. Members without texture files are
     left out; with none, the texture is the aggregate's albedo (`size` texels). A face model
-    without a UV layout writes nothing: {}."""
+    without a UV layout writes nothing: {"texture_skipped": why}."""
     try:
         uv_layout.for_model(model)
     except uv_layout.UVLayoutError as e:

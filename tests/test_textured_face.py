@@ -74,9 +74,13 @@ def test_person_texture_is_the_weighted_member_average(default_model, tmp_path):
         Image.fromarray(t).save(tmp_path / f"{name}_texture.png")
         Image.fromarray(w).save(tmp_path / f"{name}_texture_weight.png")
         members.append((tmp_path / f"{name}_texture.png", tmp_path / f"{name}_texture_weight.png"))
+    # a third member at half the size (another --texture_size) that saw nothing
+    Image.fromarray(np.full((size // 2, size // 2, 3), 90, np.uint8)).save(tmp_path / "c.png")
+    Image.fromarray(np.zeros((size // 2, size // 2), np.uint8)).save(tmp_path / "c_w.png")
+    members.append((tmp_path / "c.png", tmp_path / "c_w.png"))
     albedo = np.full((default_model.n_vertices, 3), 0.1)
     out = textured_face.write_person(tmp_path / "person", default_model, v, n, albedo, members)
-    assert out["texture_members"] == 2
+    assert out["texture_members"] == 3
     tex = np.asarray(Image.open(tmp_path / "person_texture.png"), np.float64)
     from facerecon_jax import texture
     chart = texture.texel_map(lay, size).chart
