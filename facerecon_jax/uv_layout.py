@@ -117,6 +117,8 @@ def for_model(model, obj_path: Optional[pathlib.Path] = None,
     fan_v = ict_model.triangulate(verts)
     fan_t = ict_model.triangulate(uvs)
     polygon = np.repeat(np.arange(len(verts), dtype=np.int32), [len(p) - 2 for p in verts])
-    layout = UVLayout(uv, match_corners(tris, fan_v, fan_t), tris, polygon)
+    corner = match_corners(tris, fan_v, fan_t)
+    used, compact = np.unique(corner, return_inverse=True)      # only these polygons' UVs
+    layout = UVLayout(uv[used], compact.reshape(corner.shape).astype(np.int32), tris, polygon)
     _CACHE[key] = layout
     return layout

@@ -6,16 +6,17 @@ from facerecon_jax import assets, ict_model, mirror, uv_layout
 
 
 def _obj_polygons(n):
-    """The first n polygons of the ICT OBJ as [(vertex, vt)] lists, read here on their own."""
-    polys = []
+    """The first n polygons of the ICT OBJ as [(vertex, vt)] lists, and all vt, read here on
+    their own."""
+    polys, vt = [], []
     with open(assets.asset_path("ict_facekit") / "generic_neutral_mesh.obj") as f:
         for line in f:
-            if line.startswith("f "):
+            if line.startswith("vt "):
+                vt.append([float(x) for x in line.split()[1:3]])
+            if line.startswith("f ") and len(polys) < n:
                 polys.append([tuple(int(x) - 1 for x in tok.split("/")[:2])
                               for tok in line.split()[1:]])
-                if len(polys) == n:
-                    break
-    return polys
+    return polys, np.array(vt)
 
 
 def _signed_areas(c):
@@ -26,15 +27,20 @@ def _signed_areas(c):
 def test_every_triangle_takes_the_uvs_of_its_obj_polygon(default_model):
     lay = uv_layout.for_model(default_model)
     tris = np.asarray(default_model.triangles)
-    polys = _obj_polygons(ict_model.N_POLYGONS)
+    polys, vt = _obj_polygons(ict_model.N_POLYGONS)
     assert lay.corner_uv.shape == tris.shape
+    # only the face area's UVs are kept, each once
+    used = {t for p in polys for _, t in p}
+    assert len(lay.uv) == len(used) < len(vt)
+    assert len(np.unique(lay.corner_uv)) == len(lay.uv)
     # the narrow face area is all quads, two triangles each, in polygon order
     assert all(len(p) == 4 for p in polys)
     np.testing.assert_array_equal(lay.polygon, np.arange(len(tris)) // 2)
     for t in range(len(tris)):
         vt_of = dict(polys[t // 2])
         assert set(tris[t]) <= set(vt_of), t
-        assert [vt_of[v] for v in tris[t]] == lay.corner_uv[t].tolist(), t
+        np.testing.assert_array_equal(lay.uv[lay.corner_uv[t]], vt[[vt_of[v] for v in tris[t]]],
+                                      err_msg=str(t))
 
 
 def test_uv_winding_follows_the_model_winding(default_model):
