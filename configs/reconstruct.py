@@ -1,4 +1,8 @@
-"""Defaults of `facerecon-reconstruct` (fitting photos without a trained network)."""
+"""Defaults of `facerecon-reconstruct` (fitting photos without a trained network).
+
+The fitting settings here are also what `facerecon-evaluate` measures (configs/evaluate.py uses
+this file), so the benchmark's "fitting" row is what a user gets.
+"""
 import ml_collections
 
 
@@ -6,7 +10,7 @@ def get_config():
     c = ml_collections.ConfigDict()
     c.model = "default"            # face model: "default" (ICT), a .npz, or BFM files
     c.light = "rgb"                # "rgb" (27 SH coefficients) fits colour casts; "mono" = paper
-    c.weights = "paper"            # loss weights: "paper" or "deep3d"
+    c.weights = "paper"            # base loss weights: "paper" or "deep3d"
     c.steps_landmark = 150         # stage 1: landmarks + regularisers
     c.steps = 200                  # stage 2: the hybrid loss
     c.lr = 0.02
@@ -14,4 +18,13 @@ def get_config():
     c.perceptual = True            # dlib face-embedding cosine term
     c.batch_size = 8
     c.backend = "scatter"
+    # priors and landmark trust for per-photo fitting (docs/accuracy.md has the measurements)
+    c.expression = "free"          # "neutral": blendshapes held at 0 (photos known neutral)
+    c.exp_l1 = 0.0                 # L1 weight on blendshape weights (0: the paper's L2 only)
+    c.landmark_scale = 1.0         # multiplies the paper's landmark weight
+    c.nose_mouth_weight = 20.0     # per-landmark weight of nose and inner mouth (paper: 20)
+    c.contour_weight = 1.0         # per-landmark weight of the 17 jaw-contour points
+    c.landmark_map = "model"       # "model": the face model's landmark vertices; "learned":
+                                   # the shipped embedding of dlib's points (landmark_embedding)
+    c.shared = ()                  # joint fits: fields one value per person (e.g. ("id", "tex"))
     return c

@@ -70,6 +70,11 @@ def to_uint8(image) -> np.ndarray:
     return (np.clip(np.asarray(image, np.float64), 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
 
+def write_text(path, text: str) -> pathlib.Path:
+    """A text file, written atomically."""
+    return _atomic(path, lambda tmp: pathlib.Path(tmp).write_text(text, encoding="utf-8"))
+
+
 def save_png(path, image) -> pathlib.Path:
     """(H, W, 3) float image in [0, 1] (clipped) or uint8, as PNG."""
     img = np.asarray(image)

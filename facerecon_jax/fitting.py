@@ -51,13 +51,19 @@ class FitConfig:
     backend: str = "scatter"
     camera: cam.Camera = cam.Camera()
     report_every: int = 10           # progress callback every n steps (0: never)
+    expression: str = "free"         # "free", or "neutral": blendshapes held at their start
+    shared: tuple = ()               # joint fit: fields one value per group (e.g. id, tex)
 
     @classmethod
     def from_config(cls, c) -> "FitConfig":
         """From a fitting ConfigDict (configs/reconstruct.py's fields)."""
+        w = losses.LossWeights.named(c.weights)
+        w = dataclasses.replace(w, lan=w.lan * c.landmark_scale, exp_l1=c.exp_l1,
+                                lan_nose_mouth=c.nose_mouth_weight,
+                                lan_contour=c.contour_weight)
         return cls(steps_landmark=c.steps_landmark, steps=c.steps, lr=c.lr, lr_pose=c.lr_pose,
-                   weights=losses.LossWeights.named(c.weights), perceptual=c.perceptual,
-                   backend=c.backend)
+                   weights=w, perceptual=c.perceptual, backend=c.backend,
+                   expression=c.expression, shared=tuple(c.shared))
 
 
 class Stage(NamedTuple):
@@ -69,6 +75,17 @@ class Stage(NamedTuple):
 STAGES = (Stage("landmarks", ("id", "exp", "angles", "trans"), True),
           Stage("hybrid", ("id", "exp", "tex", "angles", "gamma", "trans"), False))
 STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def landmark_map_for(model: FaceModel, name: str):
+    """The landmark embedding a config names: "model" (None: the model's landmark vertices) or
+    "learned" (the shipped embedding of dlib's points; None for models it was not made for)."""
+    from facerecon_jax import landmark_embedding  # noqa: PLC0415
+    if name == "model":
+        return None
+    if name == "learned":
+        return landmark_embedding.for_model(model)
+    raise ValueError(f"landmark_map must be 'model' or 'learned', got {name!r}")
 
 
 def stage_steps(cfg: FitConfig, stage: str) -> int:
@@ -118,8 +135,17 @@ def initial_coefficients(layout: CoeffLayout, batch_size: int) -> jnp.ndarray:
 
 # --------------------------------------------------------------------------- the solver
 
+def stage_fields(cfg: FitConfig, stage: str) -> tuple:
+    fields = STAGES[STAGE_NAMES.index(stage)].fields
+    if cfg.expression == "neutral":
+        fields = tuple(f for f in fields if f != "exp")
+    elif cfg.expression != "free":
+        raise ValueError(f"expression must be 'free' or 'neutral', got {cfg.expression!r}")
+    return fields
+
+
 def stage_program(model: FaceModel, embed_params, batch, *, layout: CoeffLayout,
-                  cfg: FitConfig, stage: str):
+                  cfg: FitConfig, stage: str, landmark_map=None):
     """(init(x) -> carry, step(carry, i) -> (carry, terms)) of one stage: the one definition of
     a fitting step, which :func:`fit_stage` scans (and a plain loop may call, for testing).
     terms: {name: (B,)} per face, with "total" the weighted sum."""
@@ -127,8 +153,11 @@ def stage_program(model: FaceModel, embed_params, batch, *, layout: CoeffLayout,
     n_steps = stage_steps(cfg, stage)
     loss_fn = losses.make_hybrid_loss(
         model, layout, camera=cfg.camera, weights=cfg.weights, soft=cfg.soft,
-        backend=cfg.backend, embed_params=embed_params, landmarks_only=spec.landmarks_only)
-    mask = jnp.asarray(field_mask(layout, spec.fields))
+        backend=cfg.backend, embed_params=embed_params, landmarks_only=spec.landmarks_only,
+        landmark_map=landmark_map)
+    fields = stage_fields(cfg, stage)
+    mask = jnp.asarray(field_mask(layout, fields))
+    shared = jnp.asarray(field_mask(layout, [f for f in cfg.shared if f in fields]))
     pose = field_mask(layout, ("angles", "trans"))
     lr = jnp.asarray(cfg.lr * (1.0 - pose) + cfg.lr_pose * pose)
     sched = optax.cosine_decay_schedule(1.0, max(n_steps, 1), alpha=0.1)
@@ -146,7 +175,12 @@ def stage_program(model: FaceModel, embed_params, batch, *, layout: CoeffLayout,
         (_, terms), g = grad_fn(x, batch)
         # the loss is a mean over the batch: scaled back to per-face gradients, so a face's fit
         # does not depend on the batch it is in (nor on padding)
-        upd, state = opt.update(g * (mask * x.shape[0]), state, x)
+        g = g * (mask * x.shape[0])
+        if cfg.shared:
+            group = batch["group"]
+            pooled = jax.ops.segment_sum(g, group, num_segments=x.shape[0])[group]
+            g = jnp.where(shared > 0, pooled, g)
+        upd, state = opt.update(g, state, x)
         x = x - lr * upd
         if blend:           # blendshape weights live in [0, 1]
             x = x.at[:, exp_sl].set(jnp.clip(x[:, exp_sl], 0.0, 1.0))
@@ -157,11 +191,12 @@ def stage_program(model: FaceModel, embed_params, batch, *, layout: CoeffLayout,
 
 
 @functools.partial(jax.jit, static_argnames=("layout", "cfg", "stage"))
-def fit_stage(model: FaceModel, embed_params, x, batch, *, layout: CoeffLayout, cfg: FitConfig,
-              stage: str):
+def fit_stage(model: FaceModel, embed_params, landmark_map, x, batch, *, layout: CoeffLayout,
+              cfg: FitConfig, stage: str):
     """Run all steps of one stage in one device program. Returns (x (B, D), terms {name:
     (n_steps, B)})."""
-    init, step = stage_program(model, embed_params, batch, layout=layout, cfg=cfg, stage=stage)
+    init, step = stage_program(model, embed_params, batch, layout=layout, cfg=cfg, stage=stage,
+                               landmark_map=landmark_map)
     n_steps = stage_steps(cfg, stage)
     every = cfg.report_every
     stage_id = STAGE_NAMES.index(stage)
@@ -203,8 +238,14 @@ def reporting(fn: Optional[Callable[[str, int, int, float], None]]):
 
 def fit(model: FaceModel, layout: CoeffLayout, batch: Dict[str, jnp.ndarray],
         cfg: FitConfig = FitConfig(), init: Optional[jnp.ndarray] = None, embed_params=None,
-        progress: Optional[Callable[[str, int, int, float, Optional[float]], None]] = None):
+        progress: Optional[Callable[[str, int, int, float, Optional[float]], None]] = None,
+        landmark_map=None, group=None):
     """Fit coefficients (B, layout.size) to a prepared batch. Returns (x, history).
+
+    `landmark_map`: a `landmark_embedding.LandmarkMap` for the detector's landmarks (None: the
+    model's landmark vertices). `group` (B,) ints, with `cfg.shared`: images of one person
+    share those fields (joint fit; their starting values are averaged over the group, and
+    the prior of the shared fields is counted once per group).
 
     `progress(stage, step, n_steps, mean_loss, seconds_per_step)` is called every
     `cfg.report_every` steps; seconds_per_step is None until two reports of a stage have come
@@ -214,6 +255,15 @@ def fit(model: FaceModel, layout: CoeffLayout, batch: Dict[str, jnp.ndarray],
     model = model.to_jax()
     b = batch["image"].shape[0]
     x = jnp.asarray(init if init is not None else initial_coefficients(layout, b), jnp.float32)
+    if cfg.shared:
+        group = np.arange(b) if group is None else np.asarray(group)
+        _, group = np.unique(group, return_inverse=True)
+        counts = np.bincount(group, minlength=b)
+        cols = field_mask(layout, cfg.shared) > 0
+        mean = jax.ops.segment_sum(x, group, num_segments=b) / np.maximum(counts, 1)[:, None]
+        x = jnp.where(cols, mean[group], x)
+        batch = dict(batch, group=jnp.asarray(group, jnp.int32),
+                     shared_scale=jnp.asarray(1.0 / counts[group], jnp.float32))
     history = {}
     for spec in STAGES:
         n_steps = stage_steps(cfg, spec.name)
@@ -233,7 +283,8 @@ def fit(model: FaceModel, layout: CoeffLayout, batch: Dict[str, jnp.ndarray],
                 progress(stage, step, n, loss, sps)
         t0 = time.perf_counter()
         with reporting(listener):
-            x, terms = fit_stage(model, ep, x, batch, layout=layout, cfg=cfg, stage=spec.name)
+            x, terms = fit_stage(model, ep, landmark_map, x, batch, layout=layout, cfg=cfg,
+                                 stage=spec.name)
             terms = jax.device_get(terms)
         history[spec.name] = {k: np.asarray(v) for k, v in terms.items()}
         history[spec.name + "_seconds"] = time.perf_counter() - t0

@@ -29,6 +29,10 @@ class LossWeights:
     w_exp: float = 0.8
     w_third: float = 1.7e-3
     third: str = "gamma"          # paper: light; Deep3DFaceRecon: "tex"
+    # fitting priors beyond the paper's loss (0 / 1 = the paper's loss)
+    exp_l1: float = 0.0           # w ||beta||_1: keeps unused blendshape weights at 0
+    lan_contour: float = 1.0      # weight of the 17 jaw-contour landmarks (0-based 0..16)
+    lan_nose_mouth: float = 20.0  # weight of the nose and inner-mouth landmarks (paper: 20)
 
     @classmethod
     def paper(cls) -> "LossWeights":
@@ -47,9 +51,10 @@ class LossWeights:
                    w_id=1.0, w_exp=0.8, w_third=1.7e-2, third="tex")
 
 
-def landmark_weights() -> np.ndarray:
+def landmark_weights(contour: float = 1.0, nose_mouth: float = 20.0) -> np.ndarray:
     w = np.ones(68, np.float32)
-    w[list(NOSE_AND_INNER_MOUTH)] = 20.0
+    w[list(NOSE_AND_INNER_MOUTH)] = nose_mouth
+    w[:17] = contour
     return w
 
 
@@ -78,11 +83,18 @@ def perceptual(feat_a, feat_b, eps: float = 1e-8):
     return 1.0 - num / jnp.maximum(den, eps)
 
 
-def coefficient_reg(parts: Dict[str, jnp.ndarray], w: LossWeights):
-    """w_a ||alpha||^2 + w_b ||beta||^2 + w_third ||gamma or delta||^2, per image (B,)."""
+def coefficient_reg(parts: Dict[str, jnp.ndarray], w: LossWeights, shared_scale=None):
+    """w_a ||alpha||^2 + w_b ||beta||^2 + w_third ||gamma or delta||^2 (+ exp_l1 ||beta||_1),
+    per image (B,). `shared_scale` (B,) scales the identity (and texture) prior: a joint fit of
+    n images of one person counts the prior of what they share once, 1/n per image."""
     third = parts["gamma"] if w.third == "gamma" else parts["tex"]
-    return (w.w_id * jnp.sum(parts["id"] ** 2, -1) + w.w_exp * jnp.sum(parts["exp"] ** 2, -1)
-            + w.w_third * jnp.sum(third ** 2, -1))
+    one = 1.0 if shared_scale is None else shared_scale
+    r = (one * w.w_id * jnp.sum(parts["id"] ** 2, -1)
+         + w.w_exp * jnp.sum(parts["exp"] ** 2, -1)
+         + (one if w.third == "tex" else 1.0) * w.w_third * jnp.sum(third ** 2, -1))
+    if w.exp_l1:
+        r = r + w.exp_l1 / w.coef * jnp.sum(jnp.abs(parts["exp"]), -1)
+    return r
 
 
 def texture_variance(albedo, skin_mask):
@@ -110,7 +122,7 @@ def total(terms: Dict[str, jnp.ndarray], w: LossWeights):
 
 def make_hybrid_loss(model, layout, *, camera, weights: LossWeights = LossWeights(),
                      soft: bool = False, backend: str = "scatter", embed_params=None,
-                     landmarks_only: bool = False):
+                     landmarks_only: bool = False, landmark_map=None):
     """loss(x, batch) -> (mean total, {term: (B,)}) for coefficient vectors x (B, layout.size).
 
     batch: image (B, H, W, 3) in [0, 1], landmarks (B, 68, 2) crop pixels y down, attention
@@ -118,18 +130,24 @@ def make_hybrid_loss(model, layout, *, camera, weights: LossWeights = LossWeight
     computed here from the landmarks and the input image (not differentiated). The render is
     composited over the input image, so the embedding sees the same background in both.
     `landmarks_only`: landmark and coefficient terms only (no rendering).
+    `landmark_map`: where the detector's 68 landmarks lie on the model (a
+    `landmark_embedding.LandmarkMap`); None: the model's landmark vertices.
+    batch may hold shared_scale (B,): see `coefficient_reg`.
     """
     from facerecon_jax import face_embedding, renderer   # renderer imports nothing from here
 
     w = weights
-    rcfg = renderer.RenderConfig(camera=camera, soft=soft, backend=backend)
+    rcfg = renderer.RenderConfig(camera=camera, soft=soft, backend=backend, colour_only=True)
     use_per = (not landmarks_only) and embed_params is not None and w.per > 0
+    lan_w = jnp.asarray(landmark_weights(w.lan_contour, w.lan_nose_mouth))
 
     def loss(x, batch):
         parts = layout.split(x)
         verts = renderer.face_vertices(model, parts, camera)
-        terms = {"lan": landmark(verts["landmarks"], batch["landmarks"]),
-                 "coef": coefficient_reg(parts, w)}
+        lm = verts["landmarks"] if landmark_map is None else landmark_map.project(
+            verts["screen"], parts["angles"])
+        terms = {"lan": landmark(lm, batch["landmarks"], lan_w),
+                 "coef": coefficient_reg(parts, w, batch.get("shared_scale"))}
         if not landmarks_only:
             out = renderer.render_vertices(model, verts, rcfg, background=batch["image"])
             region = out["alpha"] if soft else out["alpha"] * out["front"]

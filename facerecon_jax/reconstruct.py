@@ -40,6 +40,7 @@ class Source:
     path: str
     load: Callable[[], np.ndarray]
     landmark_file: Optional[pathlib.Path] = None
+    landmarks: Optional[np.ndarray] = None      # given 68 or 5 points (image pixels, y down)
 
 
 @dataclasses.dataclass
@@ -90,8 +91,9 @@ def prepare(source: Source, model: FaceModel, detector: detection.FaceDetector,
     image = source.load()
     ref5 = alignment.reference_points(model)
     found = []
-    if source.landmark_file is not None:
-        pts = detection.read_landmark_file(source.landmark_file)
+    if source.landmark_file is not None or source.landmarks is not None:
+        pts = (np.asarray(source.landmarks, np.float64) if source.landmarks is not None
+               else detection.read_landmark_file(source.landmark_file))
         if len(pts) == 68:
             lm68 = pts
         else:   # 5 points: the 68-point predictor inside a box around them
@@ -100,7 +102,7 @@ def prepare(source: Source, model: FaceModel, detector: detection.FaceDetector,
             c = (lo + hi) / 2 + [0, 0.15 * size]
             box = (c[0] - size / 2, c[1] - size / 2, c[0] + size / 2, c[1] + size / 2)
             lm68 = detector.landmarks_in_box(image, box)
-        found.append((lm68, str(source.landmark_file),
+        found.append((lm68, "given" if source.landmarks is not None else str(source.landmark_file),
                       pts if len(pts) == 5 else detection.five_from_68(lm68)))
     else:
         for f in detector.detect_or_raise(image, source.path, mode=faces):
@@ -119,19 +121,24 @@ def prepare(source: Source, model: FaceModel, detector: detection.FaceDetector,
 
 def fit_faces(model: FaceModel, layout: CoeffLayout, faces: Sequence[PreparedFace],
               cfg: fitting.FitConfig, embed_params=None, init=None, progress=None,
-              predictor=None, batch_size: Optional[int] = None):
+              predictor=None, batch_size: Optional[int] = None, landmark_map=None,
+              group=None):
     """Fit a batch of prepared faces; returns (coefficients (B, N), history).
 
     With `batch_size`, a shorter list is padded to it (the last face repeated, the padding
     dropped from the result), so every batch of a folder runs the same compiled program.
     `predictor`: an R-Net (`train.load_predictor`) whose prediction starts the fit (and is the
-    result when both fitting stages have 0 steps)."""
+    result when both fitting stages have 0 steps). `landmark_map`, `group`: see `fitting.fit`
+    (padding faces get groups of their own)."""
     n = len(faces)
     faces = list(faces)
     if batch_size is not None:
         if n > batch_size:
             raise ValueError(f"{n} faces do not fit in a batch of {batch_size}")
         faces = faces + [faces[-1]] * (batch_size - n)
+        if group is not None:
+            group = np.concatenate([np.asarray(group), np.max(group) + 1
+                                    + np.arange(batch_size - n)])
         if init is not None:
             init, _ = fitting.pad_batch(jnp.asarray(init), batch_size)
     images = np.stack([f.crop for f in faces]).astype(np.float32) / 255.0
@@ -140,8 +147,35 @@ def fit_faces(model: FaceModel, layout: CoeffLayout, faces: Sequence[PreparedFac
     batch = fitting.prepare_batch(images, np.stack([f.lm68_crop for f in faces]),
                                   np.stack([f.attention for f in faces]), embed_params)
     x, hist = fitting.fit(model, layout, batch, cfg, init=init, embed_params=embed_params,
-                          progress=progress)
+                          progress=progress, landmark_map=landmark_map, group=group)
     return x[:n], hist
+
+
+def fit_groups(model: FaceModel, layout: CoeffLayout, faces: Sequence[PreparedFace], groups,
+               cfg: fitting.FitConfig, embed_params=None, batch_size: int = 16,
+               landmark_map=None, progress=None) -> np.ndarray:
+    """Joint fits: faces of one group (person) share `cfg.shared` fields. Groups are packed
+    whole into batches of `batch_size` (a larger group gets a batch of its own, rounded up to
+    a multiple of 8). Returns (N, D) in the order of `faces`."""
+    groups = np.asarray(groups)
+    order = {g: np.nonzero(groups == g)[0] for g in dict.fromkeys(groups.tolist())}
+    batches, current = [], []
+    for idx in order.values():
+        if current and len(current) + len(idx) > batch_size:
+            batches.append(current)
+            current = []
+        current = current + idx.tolist()
+    if current:
+        batches.append(current)
+    out = np.zeros((len(faces), layout.size), np.float32)
+    for members in batches:
+        size = max(batch_size, -(-len(members) // 8) * 8)
+        x, _ = fit_faces(model, layout, [faces[i] for i in members], cfg, embed_params,
+                         batch_size=size, landmark_map=landmark_map, group=groups[members])
+        out[members] = np.asarray(x)
+        if progress is not None:
+            progress(len(members))
+    return out
 
 
 def write_outputs(out_dir: pathlib.Path, face: PreparedFace, model: FaceModel,

@@ -108,7 +108,8 @@ def directional_sh(direction, ambient: float, intensity: float) -> np.ndarray:
     return g
 
 
-def _sample_light(rng, cond: Condition, light: str) -> np.ndarray:
+def sample_light(rng, cond: Condition, light: str) -> np.ndarray:
+    """SH coefficients (9 mono / 27 RGB) of an ambient + directional light of a condition."""
     theta = math.radians(cond.light_cone) * math.sqrt(rng.uniform())
     phi = rng.uniform(0, 2 * math.pi)
     d = np.array([math.sin(theta) * math.cos(phi), math.sin(theta) * math.sin(phi),
@@ -164,7 +165,7 @@ def sample_coefficients(key_or_rng, model, layout: CoeffLayout, n: int,
         row[sl["angles"]] = np.radians([rng.uniform(-c.max_pitch, c.max_pitch),
                                         rng.uniform(-c.max_yaw, c.max_yaw),
                                         rng.uniform(-c.max_roll, c.max_roll)])
-        row[sl["gamma"]] = _sample_light(rng, c, layout.light)
+        row[sl["gamma"]] = sample_light(rng, c, layout.light)
         row[sl["trans"]] = [rng.uniform(-max_shift, max_shift), rng.uniform(-max_shift, max_shift),
                             rng.uniform(-max_depth, max_depth)]
     out = out.astype(np.float32)
