@@ -93,7 +93,7 @@ def write_report(res: dict, cfg, workdir, model=None, command: str = "",
         f"with scale, scan points within {cfg.radius_mm:g} mm of the nose tip, "
         f"point-to-plane; mean ± std over people; (x) = ratio to the mean face. Run time "
         f"{res['seconds'] / 60:.1f} min.", "",
-        f"Faces the detector missed (they keep the mean face): "
+        "Faces the detector missed (they keep the mean face): "
         + ", ".join(f"{c} {misses[c]} of {n_img}" for c in conds) + ".", "",
         "Sum of blendshape weights fitted on neutral pictures (0 = the truth): "
         + ", ".join(f"{c} {ne[c]['mean_sum_abs']:.2f} (largest weight {ne[c]['mean_max']:.2f},"
