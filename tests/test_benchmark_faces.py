@@ -1,0 +1,85 @@
+"""Benchmark heads: whole ICT heads beyond the fitting model, their scans, and the model floor."""
+import numpy as np
+import pytest
+
+from facerecon_jax import benchmark_faces as bf
+from facerecon_jax import evaluation, synthetic
+
+
+@pytest.fixture(scope="module")
+def head():
+    return bf.load_head()
+
+
+def test_head_parts_and_frame(head, default_model):
+    assert head.neutral.shape == (bf.N_HEAD_VERTICES, 3)
+    assert head.id_deltas.shape[0] == 100 and head.exp_deltas.shape[0] == default_model.n_exp
+    assert head.triangles.max() < bf.N_HEAD_VERTICES
+    # the face area is the default model's mesh, in the same frame
+    np.testing.assert_array_equal(head.scan_triangles, np.asarray(default_model.triangles))
+    np.testing.assert_allclose(head.neutral[:bf.SCAN_VERTICES],
+                               np.asarray(default_model.mean_shape), atol=1e-5)
+    np.testing.assert_array_equal(head.landmarks, np.asarray(default_model.landmarks))
+
+
+def test_person_detail_and_scan(head):
+    rng = np.random.default_rng(0)
+    p = bf.make_person(head, rng, detail_mm=2.0)
+    rms = np.sqrt(np.mean(np.sum(p.detail[:bf.SCAN_VERTICES] ** 2, 1))) * 100
+    assert abs(rms - 2.0) < 1e-3
+    scan = bf.person_scan(head, p)
+    expected = (head.neutral + (p.id_coeffs @ head.id_deltas.reshape(100, -1)).reshape(-1, 3)
+                + p.detail)[:bf.SCAN_VERTICES]
+    np.testing.assert_allclose(scan, expected, atol=1e-5)
+    assert p.albedo.shape == head.neutral.shape and 0 <= p.albedo.min() <= p.albedo.max() <= 1
+
+
+def test_model_floor_recovers_an_in_model_face_and_not_the_detail(head, default_model):
+    m = default_model
+    rng = np.random.default_rng(1)
+    ids = rng.normal(size=m.n_id).astype(np.float32)
+    inside = evaluation.neutral_mesh(m, ids)
+    moved = 1.05 * inside @ np.array([[0.99, -0.14, 0], [0.14, 0.99, 0], [0, 0, 1]]).T + 0.2
+    f = evaluation.model_floor(m, moved)
+    # (the coefficients are not unique: blendshapes and the alignment's scale can stand in for
+    # some identity; the surface is)
+    fitted = evaluation.neutral_mesh(m, f["id"], f["exp"])
+    # (alternating alignment and least squares converges slowly in scale: a tenth of a mm is left
+    # after the 6 rounds, a tenth of the mean face's error)
+    mean_face = evaluation.neutral_mesh(m, np.zeros(m.n_id))
+    in_model = evaluation.score_mesh(m, fitted, moved)["rmse_mm"]
+    assert in_model < 0.2 and in_model < 0.15 * evaluation.score_mesh(m, mean_face, moved)["rmse_mm"]
+    # a benchmark person: the 20 modes the model drops and the detail stay out of reach
+    person = bf.make_person(head, rng, detail_mm=2.0)
+    scan = bf.person_scan(head, person)
+    floor = evaluation.model_floor(m, scan)
+    err = evaluation.score_mesh(m, evaluation.neutral_mesh(m, floor["id"]), scan)["rmse_mm"]
+    mean = evaluation.score_mesh(m, evaluation.neutral_mesh(m, np.zeros(m.n_id)), scan)["rmse_mm"]
+    assert 0.2 < err < 0.6 * mean, (err, mean)
+
+
+def test_pictures_show_the_face_where_the_landmarks_are(head):
+    rng = np.random.default_rng(2)
+    person = bf.make_person(head, rng)
+    size = 160
+    views = {"exp": np.zeros((2, len(head.exp_names)), np.float32),
+             "angles": np.radians([[0, 0, 0], [5, 30, 0]]).astype(np.float32),
+             "gamma": np.stack([synthetic.sample_light(rng, synthetic.CONDITIONS["indoor"],
+                                                       "rgb") for _ in range(2)]),
+             "trans": np.zeros((2, 3), np.float32),
+             "background": np.zeros((2, size, size, 3), np.float32)}
+    views["trans"][:, 2] = -6.0            # closer to the camera: the head fills the picture
+    pics = bf.render_pictures(head, person, views, size, rng, noise=0.0, blur=0.0)
+    assert pics["image"].shape == (2, size, size, 3)
+    for i in range(2):
+        lm = np.round(pics["landmarks"][i]).astype(int)
+        inside = (lm >= 0).all(1) & (lm < size).all(1)
+        assert inside.all()
+        assert pics["face_mask"][i][lm[:, 1], lm[:, 0]].mean() > 0.95
+        # screen holds the face area's projected vertices: the landmarks are among them
+        np.testing.assert_allclose(pics["screen"][i][head.landmarks, :2], pics["landmarks"][i],
+                                   atol=1e-4)
+    # the eyes are drawn (dark pupils between the eye corners), not holes onto the background
+    lm = pics["landmarks"][0]
+    centre = np.round(lm[36:42].mean(0)).astype(int)
+    assert pics["face_mask"][0][centre[1], centre[0]] == 1
