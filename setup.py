@@ -10,7 +10,7 @@ setup(
     packages=find_packages(include=["facerecon_jax", "facerecon_jax.*", "launch", "launch.*",
                                     "configs", "configs.*"]),
     # the results page's viewer: vendored three.js r147 (MIT) + our page script and style
-    package_data={"facerecon_jax": ["viewer/*.js", "viewer/*.css", "viewer/*.txt"]},
+    package_data={"facerecon_jax": ["viewer/*.js", "viewer/*.css", "viewer/*.txt", "data/*.json"]},
     install_requires=[
         "jax>=0.4.30",
         "flax>=0.10.0",

@@ -26,7 +26,23 @@ def get_config():
     c.n_init = 10
     c.external_meshes = ""         # folder of <condition>/<picture>.obj|ply from another tool
     # the ablation table (a subset of the people; 0 people = no ablation)
-    c.ablation_people = 0
+    c.ablation_people = 0          # facerecon-evaluate --config.ablation_people=5 runs it
     c.ablation_images = 2
-    c.ablations = ml_collections.ConfigDict()
+    c.ablations = ml_collections.ConfigDict({
+        "defaults": {},
+        "ground-truth landmarks": {"true_landmarks": True},
+        "landmarks only (no photometric stage)": {"steps": 0},
+        "+ perceptual": {"perceptual": True},
+        "paper loss (landmarks x16, nose/mouth 20, prior x1, no L1)": {
+            "landmark_scale": 1.0, "nose_mouth_weight": 20.0, "prior_scale": 1.0,
+            "exp_l1": 0.0},
+        "landmarks x16 (paper weight)": {"landmark_scale": 1.0},
+        "no expression L1": {"exp_l1": 0.0},
+        "expression held neutral": {"expression": "neutral"},
+        "identity prior x1 (paper)": {"prior_scale": 1.0},
+        "jaw contour off": {"contour_weight": 0.0},
+        "learned landmark embedding": {"landmark_map": "learned"},
+        "hybrid steps 300": {"steps": 300},
+        "mono light": {"light": "mono"},
+    })
     return c

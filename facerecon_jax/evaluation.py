@@ -186,13 +186,16 @@ def model_floor(model: FaceModel, scan: np.ndarray, iterations: int = 6,
     if model.is_blendshape:
         lo[n_id:], hi[n_id:] = 0.0, 1.0
     a = np.vstack([basis, np.sqrt(ridge) * np.eye(basis.shape[1])])
+    # min ||a c - b|| = min ||r c - q^T b|| (a = q r): the bounded solve runs on the small
+    # square system instead of the 3V-row one
+    q, r_a = np.linalg.qr(a)
     coef = np.zeros(basis.shape[1])
     for _ in range(iterations):
         current = mean + (basis @ coef).reshape(-1, 3)
         s, r, t = metrics.similarity_transform(scan, current)
         target = metrics.apply_similarity(scan, s, r, t)
         b = np.concatenate([(target - mean).reshape(-1), np.zeros(basis.shape[1])])
-        coef = scipy.optimize.lsq_linear(a, b, bounds=(lo, hi), method="bvls").x
+        coef = scipy.optimize.lsq_linear(r_a, q.T @ b, bounds=(lo, hi), method="bvls").x
     return {"id": coef[:n_id].astype(np.float32), "exp": coef[n_id:].astype(np.float32)}
 
 

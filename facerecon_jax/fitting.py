@@ -59,6 +59,7 @@ class FitConfig:
         """From a fitting ConfigDict (configs/reconstruct.py's fields)."""
         w = losses.LossWeights.named(c.weights)
         w = dataclasses.replace(w, lan=w.lan * c.landmark_scale, exp_l1=c.exp_l1,
+                                coef=w.coef * c.prior_scale,
                                 lan_nose_mouth=c.nose_mouth_weight,
                                 lan_contour=c.contour_weight)
         return cls(steps_landmark=c.steps_landmark, steps=c.steps, lr=c.lr, lr_pose=c.lr_pose,

@@ -178,6 +178,50 @@ def fit_groups(model: FaceModel, layout: CoeffLayout, faces: Sequence[PreparedFa
     return out
 
 
+def reconstruct_people(people: Sequence[tuple], out_dir: pathlib.Path, model: FaceModel,
+                       layout: CoeffLayout, cfg: fitting.FitConfig, embed_params=None, *,
+                       detector: Optional[detection.FaceDetector] = None, batch_size: int = 8,
+                       joint: bool = False, landmark_map=None, texture: Optional[str] = "albedo",
+                       texture_size: int = 1024, log=print) -> tuple:
+    """Photos of several people, [(person, [Source, ...]), ...], reconstructed into
+    <out_dir>/<person>/ (every output of `write_outputs`). `joint`: one fit per person with
+    `cfg.shared` (e.g. identity and albedo) common to all their photos and pose, expression and
+    light per photo (`fit_groups`); else each photo on its own (`fit_faces`).
+    Returns ({person: folder}, failures [{"source", "error"}]); a photo that cannot be read or
+    has no face is reported and skipped."""
+    detector = detector or detection.FaceDetector()
+    faces, groups, failures = [], [], []
+    for g, (person, sources) in enumerate(people):
+        for src in sources:
+            try:
+                found = prepare(src, model, detector)
+            except ValueError as e:          # unreadable image, no face
+                failures.append({"source": src.path, "error": str(e)})
+                log(f"skipped {src.path}: {e}")
+                continue
+            faces.extend(found)
+            groups.extend([g] * len(found))
+    if joint and faces:
+        x = fit_groups(model, layout, faces, np.asarray(groups), cfg, embed_params,
+                       batch_size=max(batch_size, 8), landmark_map=landmark_map)
+    else:
+        x = np.zeros((len(faces), layout.size), np.float32)
+        for i in range(0, len(faces), batch_size):
+            chunk = faces[i:i + batch_size]
+            xc, _ = fit_faces(model, layout, chunk, cfg, embed_params, batch_size=batch_size,
+                              landmark_map=landmark_map)
+            x[i:i + len(chunk)] = np.asarray(xc)
+    folders = {}
+    for f, g, row in zip(faces, groups, x):
+        person = people[g][0]
+        folder = pathlib.Path(out_dir) / person
+        folder.mkdir(parents=True, exist_ok=True)
+        write_outputs(folder, f, model, layout, row, cfg, texture=texture,
+                      texture_size=texture_size)
+        folders[person] = folder
+    return folders, failures
+
+
 def write_outputs(out_dir: pathlib.Path, face: PreparedFace, model: FaceModel,
                   layout: CoeffLayout, x, cfg: fitting.FitConfig, texture: str = "albedo",
                   texture_size: int = 1024) -> dict:

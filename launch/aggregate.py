@@ -1,12 +1,16 @@
 """One face per person from many images (the paper's multi-image reconstruction).
 
-  facerecon-aggregate --input people/ --output_dir faces/                 # per-person mode
+  facerecon-aggregate --input people/ --output_dir faces/                 # joint fit (photos)
+  facerecon-aggregate --input people/ --mode per_person --output_dir faces/  # k-means per person
   facerecon-aggregate --input people/ --mode paper --output_dir faces/   # identities unknown
   facerecon-aggregate --input alice/ --input bob/ --mode mean ...        # baseline
 
-Each input is a person's folder, or a folder of person folders. A person folder holds the
-<name>_coeffs.npz files that facerecon-reconstruct writes; if it holds images instead, they are
-reconstructed first (into <output_dir>/reconstruct/<person>/). In paper mode all vectors are
+Each input is a person's folder, or a folder of person folders. A person folder holds photos,
+or the <name>_coeffs.npz files that facerecon-reconstruct writes (with its <name>_input.jpg).
+Joint mode (the default when the folders hold photos) fits all photos of a person in one
+optimisation: one identity and albedo per person, pose, expression and light per photo. The
+other modes aggregate per-photo coefficients; photos are reconstructed first (into
+<output_dir>/reconstruct/<person>/), coefficient files are used as they are. In paper mode all vectors are
 pooled and clustered with K = --n_people (default: the number of person folders), and the
 report says which image went to which cluster (and, when the folders name people, how well the
 clusters match them: adjusted Rand index).
@@ -22,11 +26,17 @@ import pathlib
 import sys
 
 from absl import app, flags, logging
+from ml_collections import config_flags
 
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", str(pathlib.Path(__file__).parent.parent / "configs" / "reconstruct.py"),
+    "Fitting settings for photos (configs/reconstruct.py), e.g. --config.steps=200.")
 _INPUT = flags.DEFINE_multi_string("input", None, "Person folders, or a folder of them.")
 _OUT = flags.DEFINE_string("output_dir", "faces", "Where to write the results.")
-_MODE = flags.DEFINE_enum("mode", "per_person", ["paper", "per_person", "mean", "median"],
-                          "Aggregation mode.")
+_MODE = flags.DEFINE_enum("mode", "auto", ["auto", "joint", "paper", "per_person", "mean",
+                                          "median"],
+                          "Aggregation mode; auto: joint when the folders hold photos, else "
+                          "per_person.")
 _FIELDS = flags.DEFINE_enum("fields", "identity", ["identity", "all", "shape"],
                             "Which parts of the vector are clustered: identity+texture, all, "
                             "or identity only.")
@@ -60,25 +70,41 @@ def _has_images(folder):
     return any(f.suffix.lower() in IMAGE_SUFFIXES for f in folder.iterdir() if f.is_file())
 
 
-def _reconstruct_folder(folder, out_dir, model):
-    from facerecon_jax import coefficients, detection, face_embedding, fitting, reconstruct
-    layout = coefficients.CoeffLayout.for_model(model, "rgb")
-    cfg = fitting.FitConfig()
-    embed = face_embedding.load_face_embedding()
-    det = detection.FaceDetector()
-    faces = []
-    for src in reconstruct.iter_sources([str(folder)]):
-        try:
-            faces.extend(reconstruct.prepare(src, model, det))
-        except ValueError as e:
-            print(f"skipped {src.path}: {e}", file=sys.stderr)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for i in range(0, len(faces), 8):
-        chunk = faces[i:i + 8]
-        x, _ = reconstruct.fit_faces(model, layout, chunk, cfg, embed, batch_size=8)
-        for f, row in zip(chunk, x):
-            reconstruct.write_outputs(out_dir, f, model, layout, row, cfg)
-    return out_dir
+def _photo_sources(folder):
+    """The photos of a person folder: images, or the <name>_input.jpg copies beside
+    facerecon-reconstruct's coefficient files."""
+    from facerecon_jax import reconstruct
+    sources = [src for src in reconstruct.iter_sources([str(folder)])
+               if not src.name.endswith(("_input", "_overlay", "_pasted", "_texture",
+                                         "_texture_weight"))]
+    if sources:
+        return sources
+    inputs = sorted(folder.glob("*_input.jpg"))
+    return [src for src in reconstruct.iter_sources([str(p) for p in inputs])
+            for src in [_renamed(src, src.name[:-len("_input")])]]
+
+
+def _renamed(src, name):
+    src.name = name
+    return src
+
+
+def _reconstruct(folders, out_dir, model, joint):
+    """Photos of each folder fitted with --config's settings (jointly per person
+    in joint mode): {person: folder of its coefficient files}, number of photos skipped."""
+    from facerecon_jax import coefficients, face_embedding, fitting, reconstruct
+    c = _CONFIG.value.copy_and_resolve_references()
+    if joint:
+        c.shared = ("id", "tex")
+    cfg = fitting.FitConfig.from_config(c)
+    layout = coefficients.CoeffLayout.for_model(model, c.light)
+    embed = face_embedding.load_face_embedding() if cfg.perceptual else None
+    people = [(f.name, _photo_sources(f)) for f in folders]
+    done, failures = reconstruct.reconstruct_people(
+        people, out_dir / "reconstruct", model, layout, cfg, embed, batch_size=c.batch_size,
+        joint=joint, landmark_map=fitting.landmark_map_for(model, c.landmark_map),
+        log=lambda m: print(m, file=sys.stderr))
+    return done, len(failures)
 
 
 def main(argv):
@@ -94,16 +120,22 @@ def main(argv):
     out_dir.mkdir(parents=True, exist_ok=True)
     model = None
     people = []            # (person name, image names, vectors, layout)
-    coeff_dirs = {}        # person name -> the folder of its *_coeffs.npz (and textures)
-    for folder in _person_folders(_INPUT.value):
-        names, x, layout = aggregate.load_folder(folder)
-        coeff_dirs[folder.name] = folder
-        if not names and _has_images(folder):
-            model = model or load_face_model(_MODEL.value)
-            logging.info("no coefficient files in %s: reconstructing its images first", folder)
-            coeff_dirs[folder.name] = _reconstruct_folder(
-                folder, out_dir / "reconstruct" / folder.name, model)
-            names, x, layout = aggregate.load_folder(coeff_dirs[folder.name])
+    folders = _person_folders(_INPUT.value)
+    mode = _MODE.value
+    if mode == "auto":
+        mode = "joint" if folders and all(_has_images(f) for f in folders) else "per_person"
+    coeff_dirs = {f.name: f for f in folders}  # person -> the folder of its *_coeffs.npz
+    to_fit = [f for f in folders
+              if mode == "joint" or (not aggregate.load_folder(f)[0] and _has_images(f))]
+    skipped = 0
+    if to_fit:
+        model = load_face_model(_MODEL.value)
+        logging.info("fitting the photos of %d folder(s)%s", len(to_fit),
+                     " jointly per person" if mode == "joint" else "")
+        done, skipped = _reconstruct(to_fit, out_dir, model, joint=mode == "joint")
+        coeff_dirs.update(done)
+    for folder in folders:
+        names, x, layout = aggregate.load_folder(coeff_dirs[folder.name])
         if not names:
             print(f"skipped {folder}: no *_coeffs.npz files and no faces found", file=sys.stderr)
             continue
@@ -118,9 +150,9 @@ def main(argv):
     layout = people[0][3]
     fields = aggregate.FIELD_SETS[_FIELDS.value]
     key = jax.random.PRNGKey(_SEED.value)
-    report = {"mode": _MODE.value, "fields": list(fields), "n_init": _N_INIT.value,
+    report = {"mode": mode, "fields": list(fields), "n_init": _N_INIT.value,
               "seed": _SEED.value, "people": []}
-    if _MODE.value == "paper":
+    if mode == "paper":
         names = [f"{p[0]}/{n}" for p in people for n in p[1]]
         truth = [i for i, p in enumerate(people) for _ in p[1]]
         x = np.concatenate([p[2] for p in people])
@@ -135,7 +167,8 @@ def main(argv):
             report["adjusted_rand_index_vs_folders"] = float(adjusted_rand_score(truth, labels))
     else:
         results = [aggregate.aggregate_person(
-            names, x, layout, mode=_MODE.value, fields=fields, k=_K.value, key=key,
+            # (joint fits share identity and albedo: their mean is that shared value)
+            names, x, layout, mode="mean" if mode == "joint" else mode, fields=fields, k=_K.value, key=key,
             n_init=_N_INIT.value, keep_expression=_KEEP_EXP.value, person=person)
             for person, names, x, _ in people]
     model = model or load_face_model(_MODEL.value)
@@ -169,10 +202,12 @@ def main(argv):
     results_page.write_aggregate_page(out_dir, report, {
         r.name: textured_face.member_bases(r.images, r.name, coeff_dirs) for r in results})
     print(f"results page: {(out_dir / 'index.html').resolve().as_uri()}")
+    if skipped:
+        print(f"{skipped} photo(s) skipped (unreadable or no face)", file=sys.stderr)
     if "adjusted_rand_index_vs_folders" in report:
         print(f"clusters vs folders: adjusted Rand index "
               f"{report['adjusted_rand_index_vs_folders']:.3f}")
-    return 0
+    return min(skipped, 100)
 
 
 def run():

@@ -91,3 +91,45 @@ def test_aggregate_launch_writes_people(rng, tmp_path, request):
             assert len(report["assignments"]) == 15
         else:
             assert [p["name"] for p in report["people"]] == ["person0", "person1", "person2"]
+
+
+def test_aggregate_joint_mode_fits_each_persons_photos_together(tmp_path, request):
+    """Folders of photos: by default one joint fit per person (one identity for all of a
+    person's photos, pose per photo); a photo with no face is named, skipped and counted."""
+    import matplotlib.cbook
+    import skimage.data
+    from PIL import Image
+    astronaut = skimage.data.astronaut()
+    (tmp_path / "in" / "eileen").mkdir(parents=True)
+    (tmp_path / "in" / "grace").mkdir(parents=True)
+    Image.fromarray(astronaut).save(tmp_path / "in" / "eileen" / "a.png")
+    Image.fromarray(np.ascontiguousarray(astronaut[:, ::-1])).save(
+        tmp_path / "in" / "eileen" / "b.png")
+    Image.fromarray(np.full((120, 120, 3), 128, np.uint8)).save(
+        tmp_path / "in" / "eileen" / "blank.png")
+    grace = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    Image.open(grace).save(tmp_path / "in" / "grace" / "g.jpg")
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "launch.aggregate", "--input",
+                          str(tmp_path / "in"), "--output_dir", str(out),
+                          "--config.steps_landmark=4", "--config.steps=2",
+                          "--config.batch_size=4"],
+                         cwd=request.config.rootpath, capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 1, res.stdout + res.stderr        # the blank photo
+    assert "blank.png" in res.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["mode"] == "joint"
+    assert [p["name"] for p in report["people"]] == ["eileen", "grace"]
+    ids = {}
+    for person, names in (("eileen", ("a", "b")), ("grace", ("g",))):
+        for n in names:
+            c = aggregate.read_coefficients(out / "reconstruct" / person / f"{n}_coeffs.npz")
+            ids.setdefault(person, []).append(c)
+    a, b = ids["eileen"]
+    np.testing.assert_allclose(a["id"], b["id"], atol=1e-6)       # shared identity
+    np.testing.assert_allclose(a["tex"], b["tex"], atol=1e-6)
+    assert np.abs(a["angles"] - b["angles"]).max() > 0.05          # own pose (mirrored photo)
+    assert np.abs(a["id"] - ids["grace"][0]["id"]).max() > 1e-3
+    person = aggregate.read_coefficients(out / "eileen_coeffs.npz")
+    np.testing.assert_allclose(person["id"], a["id"], atol=1e-6)

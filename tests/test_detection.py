@@ -94,6 +94,25 @@ def test_cnn_fallback_agrees_with_hog(detector, astronaut_faces):
     assert det.box_iou([v * 2 for v in faces[0].box], astronaut_faces[0].box) > 0.5
 
 
+def test_cnn_boxes_are_moved_where_the_landmark_predictor_expects_them(detector,
+                                                                         astronaut_faces):
+    """dlib's 68-point predictor was trained on HOG boxes; the CNN's box sits higher and
+    tighter. Landmarks from the moved box agree with HOG's better than from the raw box."""
+    img = _astronaut()
+    moved = detector.detect_cnn(img, upsample=0)[0]
+    x0, y0, x1, y1 = moved.box
+    w, h = (x1 - x0) / det.CNN_TO_HOG_SCALE, (y1 - y0) / det.CNN_TO_HOG_SCALE
+    cx = (x0 + x1) / 2 - det.CNN_TO_HOG_SHIFT[0] * w
+    cy = (y0 + y1) / 2 - det.CNN_TO_HOG_SHIFT[1] * w
+    raw = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+    np.testing.assert_allclose(det.hog_like_box(raw), moved.box, atol=1e-6)
+    hog = astronaut_faces[0].landmarks68
+    iod = np.linalg.norm(hog[36] - hog[45])
+    err_moved = np.linalg.norm(moved.landmarks68 - hog, axis=1).mean() / iod
+    err_raw = np.linalg.norm(detector.landmarks_in_box(img, raw) - hog, axis=1).mean() / iod
+    assert err_moved < err_raw and err_moved < 0.05, (err_moved, err_raw)
+
+
 def test_large_images_are_detected_downscaled(detector, astronaut_faces):
     shrink = det.FaceDetector(max_side=256)
     shrink._predictor = detector.predictor

@@ -1,3 +1,4 @@
+import dataclasses
 import logging
 
 import jax
@@ -134,3 +135,49 @@ def test_progress_reports_steps_and_no_nan_speed(default_model):
     assert calls[0][4] is None                       # first report: no speed yet, never NaN
     assert all(c[4] is not None and c[4] > 0 for c in calls[1:])
     assert all(np.isfinite(c[3]) for c in calls)
+
+
+def _two_people(model, size=48):
+    """Four renders: people A (images 0, 1) and B (2, 3), each in two poses."""
+    m = model.to_jax()
+    lay = coefficients.CoeffLayout.for_model(m, "mono")
+    rng = np.random.default_rng(11)
+    parts = lay.split(lay.zeros((4,)))
+    ids = rng.normal(size=(2, m.n_id))
+    parts["id"] = jnp.asarray(ids[[0, 0, 1, 1]], jnp.float32)
+    parts["angles"] = jnp.asarray([[0, 0.25, 0], [0, -0.25, 0], [0.1, 0.2, 0], [0, -0.3, 0.05]],
+                                  jnp.float32)
+    camera = cam.Camera().scaled(size)
+    target = renderer.render(m, lay.join(parts), lay, renderer.RenderConfig(camera=camera),
+                             jnp.full((4, size, size, 3), 0.3))
+    batch = fitting.prepare_batch(target["image"], target["landmarks"],
+                                  jnp.ones((4, size, size)))
+    return m, lay, camera, batch
+
+
+def test_joint_fit_shares_identity_within_a_person_only(default_model):
+    m, lay, camera, batch = _two_people(default_model)
+    cfg = fitting.FitConfig(steps_landmark=6, steps=4, perceptual=False, camera=camera,
+                            shared=("id", "tex"))
+    x, _ = fitting.fit(m, lay, batch, cfg, group=np.array([7, 7, 3, 3]))
+    p = {k: np.asarray(v) for k, v in lay.split(x).items()}
+    for f in ("id", "tex"):
+        np.testing.assert_allclose(p[f][0], p[f][1], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(p[f][2], p[f][3], rtol=0, atol=1e-6)
+        assert np.abs(p[f][0] - p[f][2]).max() > 1e-3
+    # pose is per image
+    assert np.abs(p["angles"][0] - p["angles"][1]).max() > 0.1
+    # one image per group is the plain per-image fit
+    single = dataclasses.replace(cfg, shared=())
+    x_alone, _ = fitting.fit(m, lay, batch, single)
+    x_groups, _ = fitting.fit(m, lay, batch, cfg, group=np.arange(4))
+    np.testing.assert_allclose(np.asarray(x_groups), np.asarray(x_alone), rtol=1e-3, atol=3e-3)
+
+
+def test_neutral_expression_option_keeps_blendshapes_at_zero(default_model):
+    m, lay, camera, batch = _two_people(default_model)
+    free = fitting.FitConfig(steps_landmark=8, steps=0, perceptual=False, camera=camera)
+    x_free, _ = fitting.fit(m, lay, batch, free)
+    x_neutral, _ = fitting.fit(m, lay, batch, dataclasses.replace(free, expression="neutral"))
+    assert np.abs(np.asarray(lay.split(x_free)["exp"])).max() > 0   # the option matters
+    np.testing.assert_array_equal(np.asarray(lay.split(x_neutral)["exp"]), 0.0)

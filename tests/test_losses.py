@@ -58,3 +58,22 @@ def test_gamma_channel_variance_zero_for_grey_light(rng):
     g = rng.normal(size=9).astype(np.float32)
     assert float(losses.gamma_channel_variance(jnp.asarray(np.tile(g, 3)))) < 1e-12
     assert float(losses.gamma_channel_variance(jnp.asarray(rng.normal(size=27)))) > 0
+
+
+def test_expression_l1_shared_prior_and_landmark_groups(rng):
+    parts = {k: jnp.asarray(rng.normal(size=(3, n)), jnp.float32) for k, n in
+             (("id", 4), ("exp", 3), ("tex", 5), ("gamma", 9))}
+    p = {k: np.asarray(v) for k, v in parts.items()}
+    w = losses.LossWeights(exp_l1=0.01)
+    base = (p["id"] ** 2).sum(1) + 0.8 * (p["exp"] ** 2).sum(1) + 1.7e-3 * (p["gamma"] ** 2).sum(1)
+    # the term is reported in units of w.coef: coef * reg = coef * L2 + exp_l1 * |beta|_1
+    np.testing.assert_allclose(np.asarray(losses.coefficient_reg(parts, w)) * w.coef,
+                               base * w.coef + 0.01 * np.abs(p["exp"]).sum(1), rtol=1e-5)
+    # a joint fit's shared scale multiplies the identity prior only
+    scale = jnp.asarray([1.0, 0.5, 0.0])
+    got = np.asarray(losses.coefficient_reg(parts, losses.LossWeights(), scale))
+    np.testing.assert_allclose(got, np.asarray(scale) * (p["id"] ** 2).sum(1)
+                               + 0.8 * (p["exp"] ** 2).sum(1) + 1.7e-3 * (p["gamma"] ** 2).sum(1),
+                               rtol=1e-5)
+    wl = losses.landmark_weights(contour=0.25, nose_mouth=1.0)
+    assert np.all(wl[:17] == 0.25) and np.all(wl[17:] == 1.0)
