@@ -211,9 +211,11 @@ def per_vertex_error(model: FaceModel, pred_vertices, gt_vertices) -> np.ndarray
 
 def aggregate_people(layout: CoeffLayout, x: np.ndarray, person: np.ndarray, n_people: int,
                      key, n_init: int = 10) -> Dict[str, np.ndarray]:
-    """(n_people, D) per method: shape averaging, median, k-means per person, k-means paper."""
+    """(n_people, D) per method: shape averaging, median, k-means per person (on identity and
+    texture, as the paper; and on the shape coefficients only), k-means paper."""
     out = {m: np.zeros((n_people, layout.size), np.float32)
-           for m in ("shape averaging", "median", "k-means per person", "k-means paper")}
+           for m in ("shape averaging", "median", "k-means per person",
+                     "k-means per person, shape only", "k-means paper")}
     names = [f"img{i}" for i in range(len(x))]
     for p in range(n_people):
         sel = person == p
@@ -223,6 +225,9 @@ def aggregate_people(layout: CoeffLayout, x: np.ndarray, person: np.ndarray, n_p
         out["median"][p] = aggregate.aggregate_person(nm, x[sel], layout, mode="median").vector
         out["k-means per person"][p] = aggregate.aggregate_person(
             nm, x[sel], layout, mode="per_person", key=key, n_init=n_init).vector
+        out["k-means per person, shape only"][p] = aggregate.aggregate_person(
+            nm, x[sel], layout, mode="per_person", key=key, n_init=n_init,
+            fields=aggregate.FIELD_SETS["shape"]).vector
     clusters, labels, _ = aggregate.cluster_all(names, x, layout, n_people, key=key,
                                                 n_init=n_init)
     by_name = {c.name: c.vector for c in clusters}
