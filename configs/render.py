@@ -1,4 +1,4 @@
-"""Rendering defaults: camera (DESIGN section 3), light mode, renderer back end."""
+"""Rendering defaults: camera (docs/design.md §4), light mode, renderer back end."""
 import ml_collections
 
 

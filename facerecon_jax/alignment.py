@@ -1,4 +1,4 @@
-"""Deep3DFaceRecon's face alignment (DESIGN 6), so that users' existing data and numbers carry over.
+"""Deep3DFaceRecon's face alignment (docs/design.md §8), so users' data and numbers carry over.
 
 What Deep3DFaceRecon (``util/preprocess.py``: ``POS``, ``resize_n_crop_img``, ``align_img``;
 ``util/load_mats.py``: ``load_lm3d``) does, and what this module reproduces:

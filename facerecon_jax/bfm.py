@@ -10,7 +10,7 @@ expression and 80 texture components for the real files):
   is the one Deep3DFaceRecon's ``transferBFM09`` does.
 
 ``load_bfm`` picks the reader from what a path holds. Conventions kept from Deep3DFaceRecon
-(DESIGN.md section 8): decimetres (raw BFM micrometres / 1e5); only the mean shape is re-centred
+(docs/design.md §3.4): decimetres (raw BFM micrometres / 1e5); only the mean shape is re-centred
 (by the centroid of its vertices), the bases are not; albedo and the texture basis are divided by
 255; index arrays (stored 1-based, as float32 or uint16) are cast to integers before the 1 is
 subtracted. Flat arrays store vertices as x0, y0, z0, x1, ... (3V values).
@@ -131,8 +131,8 @@ def _matrix(arr: np.ndarray, key: str, file, rows: int | None = None, cols: int 
 def _one_based(arr: np.ndarray, key: str, file, upper: int, lower: int = 1) -> np.ndarray:
     """1-based indices (stored as float32 / double / uint16 / int) -> 0-based int64.
 
-    The cast to a signed integer comes first (DESIGN 8): subtracting 1 from a uint16 or float32
-    array directly would wrap or round. Valid 1-based values lie in [lower, upper].
+    The cast to a signed integer comes first (docs/design.md §3.4): subtracting 1 from a uint16 or
+    float32 array directly would wrap or round. Valid 1-based values lie in [lower, upper].
     """
     a = np.asarray(arr)
     if a.dtype.kind == "f":

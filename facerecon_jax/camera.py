@@ -1,4 +1,4 @@
-"""Pose and perspective camera (DESIGN section 3).
+"""Pose and perspective camera (docs/design.md §4).
 
 Rotation from Euler angles (radians) R = Rz Ry Rx; points are posed as S R^T + t. The camera sits
 at z = `distance` looking down -z: z_cam = distance - z, u = f X / z_cam + cx, v = f Y / z_cam + cy

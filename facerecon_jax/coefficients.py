@@ -1,4 +1,4 @@
-"""Layout of the coefficient vector x (DESIGN section 2).
+"""Layout of the coefficient vector x (docs/design.md §2).
 
 Order: id[n_id] exp[n_exp] tex[n_tex] angles[3] gamma[9 or 27] trans[3].
 Light "mono" (the paper): gamma in R^9, one set of 9 SH coefficients for all channels.

@@ -1,7 +1,7 @@
 """Offline face detection and 68 iBUG landmarks with dlib; image, video and landmark-file readers.
 
 Everything here runs without a network: dlib comes from the ``dlib-bin`` wheel (imports as
-``dlib``) and the model files from the ``face_recognition_models`` package (DESIGN 10), whose
+``dlib``) and the model files from ``face_recognition_models`` (docs/design.md §14), whose
 folder is found with ``importlib.util.find_spec`` (importing that package fails on current
 setuptools).
 
@@ -48,7 +48,7 @@ MODEL_PACKAGE = "face_recognition_models"
 LANDMARK_MODEL = "shape_predictor_68_face_landmarks.dat"
 CNN_MODEL = "mmod_human_face_detector.dat"
 
-# 0-based iBUG-68 indices of the 5 Deep3DFaceRecon points (DESIGN 6)
+# 0-based iBUG-68 indices of the 5 Deep3DFaceRecon points (docs/design.md §8)
 LEFT_EYE = (36, 39)      # image-left eye (the subject's right): outer and inner corner
 RIGHT_EYE = (42, 45)
 NOSE_TIP = 30
@@ -242,7 +242,7 @@ def video_frames(path: str | os.PathLike, every: int = 1,
 
 def five_from_68(lm68) -> np.ndarray:
     """Deep3DFaceRecon's 5 points from 68 (any number of columns, e.g. (68, 2) or (68, 3)):
-    [mean(36, 39), mean(42, 45), 30, 48, 54], 0-based (DESIGN 6): the image-left eye centre as
+    [mean(36, 39), mean(42, 45), 30, 48, 54], 0-based (docs/design.md §8): image-left eye centre as
     the mean of its two corners, the other eye, the nose tip, the left and right mouth corners."""
     p = np.asarray(lm68, np.float64)
     if p.ndim != 2 or p.shape[0] != 68:

@@ -1,6 +1,6 @@
 """Reader of dlib's binary serialisation, enough to load dlib's DNN model files.
 
-Written from the description of dlib's format (see DESIGN.md section 10); no dlib code is used.
+Written from the description of dlib's format (see docs/design.md §14); no dlib code is used.
 The primitives:
 
 * integers: a control byte (low nibble = number of magnitude bytes, 0..8; bit 0x80 = negative;

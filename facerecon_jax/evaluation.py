@@ -10,7 +10,7 @@ three conditions like MICC's:
 Every picture goes through the photo pipeline (dlib detection and landmarks, alignment, skin
 mask, fitting); pictures where no face is found are counted apart (and keep the mean face).
 
-Scoring (DESIGN section 9): a method's neutral identity mesh is aligned to the person's scan (the
+Scoring (docs/design.md §12): a method's neutral identity mesh is aligned to the person's scan (the
 neutral face area, detail included) by ICP with isotropic scale, scan points within 95 mm of the
 nose tip are kept, and the point-to-plane RMSE is reported in mm, mean ± std over people.
 

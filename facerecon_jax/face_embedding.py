@@ -1,7 +1,7 @@
 """dlib's face-recognition ResNet in Flax, and a differentiable face-chip cutter.
 
 The network is the one dlib ships as ``dlib_face_recognition_resnet_model_v1.dat`` (public
-domain; DESIGN.md section 10): a ResNet-34 with layers removed and half the filters, 29 conv
+domain; docs/design.md §14): a ResNet-34 with layers removed and half the filters, 29 conv
 layers, 5,614,592 parameters, 150x150 RGB input, 128-D output (not normalised).  The weights are
 read with our own parser (:mod:`facerecon_jax.dlib_format`) and checked layer by layer against the
 architecture below before use.

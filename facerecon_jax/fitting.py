@@ -5,7 +5,7 @@ This is how a fresh install reconstructs faces without a trained R-Net: start fr
 in two stages:
   1. ``landmarks``: landmarks + regularisers, pose / identity / expression only (gets the face in
      place);
-  2. ``hybrid``: the full hybrid loss of DESIGN section 5: photometric with the skin attention
+  2. ``hybrid``: the full hybrid loss of docs/design.md §7: photometric with the skin attention
      mask, landmarks, perceptual (dlib's face embedding on landmark-aligned chips), regularisers.
 
 The solver is compiled once: :func:`fit_stage` is a module-level jitted function of explicit

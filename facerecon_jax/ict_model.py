@@ -8,7 +8,7 @@ Source data: `<assets>/ict_facekit/` (see `facerecon_jax.assets`). What the conv
   then fit to the wrong pixels. Quads are split into triangles, wound counter-clockwise seen from
   outside so that cross(v1 - v0, v2 - v0) points out of the face.
 - Units: centimetres to decimetres (/10), the mean shape re-centred at its centroid, so the
-  camera constants of DESIGN section 3 (f = 1015 px, camera at z = 10) frame it like BFM.
+  camera constants of docs/design.md §4 (f = 1015 px, camera at z = 10) frame it like BFM.
 - Identity: the 100 published modes (already scaled so coefficients are ~N(0, 1)) cropped to the
   region are no longer orthogonal; an SVD of the cropped, scaled deltas re-orthogonalises them and
   the leading 80 are kept, each scaled by its singular value (coefficients stay ~N(0, 1)).

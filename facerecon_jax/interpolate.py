@@ -1,4 +1,4 @@
-"""Differentiable barycentrics and attribute interpolation (DESIGN section 4, stage 3).
+"""Differentiable barycentrics and attribute interpolation (docs/design.md §6, stage 3).
 
 Given the triangle id per pixel from `rasterizer` (held fixed), barycentric coordinates are
 recomputed here from the projected vertices, so gradients flow to vertex positions and to every

@@ -1,4 +1,4 @@
-"""k-means in JAX, for the paper's multi-image aggregation (DESIGN.md section 7).
+"""k-means in JAX, for the paper's multi-image aggregation (docs/design.md §11).
 
 R-Net gives one coefficient vector per image; k-means with K = number of people turns M*j such
 vectors into M per-person vectors (the cluster centroids). Everything runs inside one `jax.jit`:

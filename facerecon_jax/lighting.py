@@ -1,4 +1,4 @@
-"""Spherical-harmonics Lambertian shading, 3 bands (DESIGN section 3).
+"""Spherical-harmonics Lambertian shading, 3 bands (docs/design.md §5).
 
 C_i = t_i * sum_b gamma_b Y_b(n_i), with an ambient offset of 0.8 added to gamma_0 of every
 channel so that zero coefficients give an evenly lit face.

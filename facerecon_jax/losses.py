@@ -1,4 +1,4 @@
-"""The hybrid loss of DESIGN section 5, as pure functions; shared by fitting and training.
+"""The hybrid loss of docs/design.md §7, as pure functions; shared by fitting and training.
 
 L = w_photo L_photo + w_lan L_lan + w_per L_per + w_coef L_coef + w_tex L_tex (+ w_gamma L_gamma)
 

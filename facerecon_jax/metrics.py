@@ -1,4 +1,4 @@
-"""Evaluation metrics (DESIGN.md section 9): MICC-style RMSE, NoW errors, landmark NME.
+"""Evaluation metrics (docs/design.md §12): MICC-style RMSE, NoW errors, landmark NME.
 
 Pure numpy / scipy / trimesh, float64 throughout, no JAX. Meshes are in the project's units
 (decimetres); ``units_to_mm`` (default 100: 1 dm = 100 mm) converts distances to millimetres,
@@ -296,7 +296,7 @@ def micc_rmse(pred_vertices, pred_faces, gt_points, gt_nose_tip, *, radius_mm: f
               units_to_mm: float = 100.0, init_landmarks=None, icp: bool = True,
               icp_iterations: int = 50, icp_trim: Optional[float] = None,
               icp_surface: bool = False) -> Dict[str, object]:
-    """MICC Florence protocol (DESIGN 9): point-to-plane RMSE in mm after ICP with scale.
+    """MICC Florence protocol (docs/design.md §12): point-to-plane RMSE in mm after ICP with scale.
 
     1. Keep the GT points within ``radius_mm`` of ``gt_nose_tip`` (GT frame, inclusive).
     2. Initial similarity of the predicted mesh onto the GT: from ``init_landmarks`` = (pred
@@ -356,7 +356,8 @@ def micc_rmse(pred_vertices, pred_faces, gt_points, gt_nose_tip, *, radius_mm: f
 # --------------------------------------------------------------------------- NoW
 def now_errors(pred_vertices, pred_faces, pred_landmarks7, gt_points, gt_landmarks7,
                units_to_mm: float = 100.0) -> Dict[str, object]:
-    """NoW protocol (DESIGN 9): similarity alignment on the 7 landmarks, scan-to-mesh distances.
+    """NoW protocol (docs/design.md §12): similarity alignment on the 7 landmarks, scan-to-mesh
+    distances.
 
     The predicted mesh is mapped into the scan's frame by the least-squares similarity (rotation,
     translation, isotropic scale) of ``pred_landmarks7`` onto ``gt_landmarks7`` (7, 3), in the

@@ -1,4 +1,4 @@
-"""Visibility: which triangle is seen at each pixel (DESIGN section 4, stage 2).
+"""Visibility: which triangle is seen at each pixel (docs/design.md §6, stage 2).
 
 Nothing here is differentiated: the result is an integer triangle id per pixel, from which
 `interpolate` recomputes barycentrics differentiably. Memory grows with triangles plus pixels,

@@ -1,4 +1,4 @@
-"""Face formation: coefficients to a rendered image (DESIGN sections 3-4).
+"""Face formation: coefficients to a rendered image (docs/design.md §3-§6).
 
 Deferred, in three stages:
 1. vertex stage (differentiable): coefficients -> shape, albedo, normals, SH colours, posed and

@@ -1,4 +1,4 @@
-"""Skin attention mask for the photometric loss (paper / DESIGN 5): ``A = 1 where P > 0.5 else P``,
+"""Skin attention for the photometric loss (docs/design.md §7.1): ``A = 1 where P > 0.5 else P``,
 ``P`` the skin probability of each pixel from a naive-Bayes classifier (scikit-learn
 ``GaussianNB``) on the pixel's colour.
 

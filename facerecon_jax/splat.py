@@ -1,4 +1,4 @@
-"""Soft compositing with silhouette gradients: rasterize, then splat (DESIGN section 4).
+"""Soft compositing with silhouette gradients: rasterize, then splat (docs/design.md §6.3).
 
 The hard path has no gradient at silhouettes: which triangle covers a pixel does not change
 smoothly. Here every covered pixel's surface point is re-derived from the moving vertices with

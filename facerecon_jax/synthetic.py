@@ -1,7 +1,7 @@
 """Synthetic faces with ground truth: the "generate and render" data source (paper section 2.1).
 
 Faces are sampled from the face model (random identity, expression, albedo, pose and light),
-rendered with the project's renderer at the camera of DESIGN section 3 (the render *is* the
+rendered with the project's renderer at the camera of docs/design.md §4 (the render *is* the
 aligned crop: no alignment step), composited over varied backgrounds and partly occluded.  Each
 example comes with its ground truth: the coefficient vector, the 68 projected landmarks, the face
 mask of the render and the occlusion mask; the meshes follow from the coefficients
