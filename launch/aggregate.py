@@ -48,6 +48,8 @@ _SEED = flags.DEFINE_integer("seed", 0, "k-means key.")
 _KEEP_EXP = flags.DEFINE_bool("keep_expression", False,
                               "Keep the mean expression and pose instead of neutral.")
 _MODEL = flags.DEFINE_string("model", "default", "Face model the coefficients belong to.")
+_TEXTURE_SIZE = flags.DEFINE_integer("texture_size", 1024,
+                                     "Texture map size of faces fitted from photos.")
 flags.mark_flag_as_required("input")
 
 
@@ -103,6 +105,7 @@ def _reconstruct(folders, out_dir, model, joint):
     done, failures = reconstruct.reconstruct_people(
         people, out_dir / "reconstruct", model, layout, cfg, embed, batch_size=c.batch_size,
         joint=joint, landmark_map=fitting.landmark_map_for(model, c.landmark_map),
+        texture_size=_TEXTURE_SIZE.value,
         log=lambda m: print(m, file=sys.stderr))
     return done, len(failures)
 

@@ -113,7 +113,7 @@ def test_aggregate_joint_mode_fits_each_persons_photos_together(tmp_path, reques
     res = subprocess.run([sys.executable, "-m", "launch.aggregate", "--input",
                           str(tmp_path / "in"), "--output_dir", str(out),
                           "--config.steps_landmark=4", "--config.steps=2",
-                          "--config.batch_size=4"],
+                          "--config.batch_size=4", "--texture_size=128"],
                          cwd=request.config.rootpath, capture_output=True, text=True,
                          timeout=900)
     assert res.returncode == 1, res.stdout + res.stderr        # the blank photo
