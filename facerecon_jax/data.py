@@ -317,8 +317,8 @@ class Dataset:
         self.directory = pathlib.Path(directory)
         path = self.directory / "index.json"
         if not path.exists():
-            raise FileNotFoundError(f"{path} not found: not a finished shard folder (written by "
-                                    "launch/prepare_data.py)")
+            raise FileNotFoundError(f"{path} not found: not a finished shard folder (write one "
+                                    "with facerecon-prepare-data)")
         self.index = json.loads(path.read_text())
         if self.index.get("format") != FORMAT:
             raise ValueError(f"{path}: not a {FORMAT} index")

@@ -47,7 +47,7 @@ def copy_viewer(out_dir) -> pathlib.Path:
         src = VIEWER_SOURCE / name
         if not src.exists():
             raise FileNotFoundError(f"{src} is missing: the package was installed without its "
-                                    f"viewer files (package data in setup.py)")
+                                    "viewer files; reinstall it: pip install -e .")
         atomic_file.write(dest / name, lambda tmp, src=src: shutil.copyfile(src, tmp))
     return dest
 

@@ -16,12 +16,16 @@ Per person: <person>.obj (identity mesh: neutral expression, frontal, albedo col
 <name>_texture.png averaged with their <name>_texture_weight.png) with <person>_textured.obj/.mtl
 and <person>.glb; report.json and index.html (the results page: each person in 3D, its images
 and their cluster labels).
+A coefficient file that cannot be read is named and skipped, the rest are aggregated; the exit
+status is the number of such files (0 when all were good).
 """
 import json
 import pathlib
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
+
+from facerecon_jax import cli
 
 _INPUT = flags.DEFINE_multi_string("input", None, "Person folders, or a folder of them.")
 _OUT = flags.DEFINE_string("output_dir", "faces", "Where to write the results.")
@@ -40,13 +44,18 @@ _KEEP_EXP = flags.DEFINE_bool("keep_expression", False,
 _MODEL = flags.DEFINE_string("model", "default", "Face model the coefficients belong to.")
 flags.mark_flag_as_required("input")
 
+TOOL = cli.Tool("facerecon-aggregate", __doc__)
+
 
 def _person_folders(inputs):
     out = []
     for item in inputs:
         p = pathlib.Path(item).expanduser()
+        if not p.exists():
+            raise cli.UsageError(f"--input {item}: no such folder")
         if not p.is_dir():
-            raise ValueError(f"{p} is not a folder")
+            raise cli.UsageError(f"--input {item} is a file; give a person's folder of "
+                                 "*_coeffs.npz files (or photos), or a folder of such folders")
         subdirs = sorted(d for d in p.iterdir() if d.is_dir() and d.name != "detections")
         if not list(p.glob("*_coeffs.npz")) and subdirs and not _has_images(p):
             out.extend(subdirs)
@@ -61,7 +70,13 @@ def _has_images(folder):
 
 
 def _reconstruct_folder(folder, out_dir, model):
-    from facerecon_jax import coefficients, detection, face_embedding, fitting, reconstruct
+    from facerecon_jax import (
+        coefficients,
+        detection,
+        face_embedding,
+        fitting,
+        reconstruct,
+    )
     layout = coefficients.CoeffLayout.for_model(model, "rgb")
     cfg = fitting.FitConfig()
     embed = face_embedding.load_face_embedding()
@@ -90,27 +105,31 @@ def main(argv):
     from facerecon_jax import aggregate, export, renderer, results_page, textured_face
     from facerecon_jax.model_loading import load_face_model
 
-    out_dir = pathlib.Path(_OUT.value)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    folders = _person_folders(_INPUT.value)
+    out_dir = cli.output_dir(_OUT.value)
     model = None
+    bad = []               # (file, reason): unreadable coefficient files, skipped
     people = []            # (person name, image names, vectors, layout)
     coeff_dirs = {}        # person name -> the folder of its *_coeffs.npz (and textures)
-    for folder in _person_folders(_INPUT.value):
-        names, x, layout = aggregate.load_folder(folder)
+    for folder in folders:
+        n_bad = len(bad)
+        names, x, layout = aggregate.load_folder(folder, bad)
+        for f, reason in bad[n_bad:]:
+            print(f"skipped {reason}", file=sys.stderr)
         coeff_dirs[folder.name] = folder
         if not names and _has_images(folder):
             model = model or load_face_model(_MODEL.value)
             logging.info("no coefficient files in %s: reconstructing its images first", folder)
             coeff_dirs[folder.name] = _reconstruct_folder(
                 folder, out_dir / "reconstruct" / folder.name, model)
-            names, x, layout = aggregate.load_folder(coeff_dirs[folder.name])
+            names, x, layout = aggregate.load_folder(coeff_dirs[folder.name], bad)
         if not names:
             print(f"skipped {folder}: no *_coeffs.npz files and no faces found", file=sys.stderr)
             continue
         people.append((folder.name, names, x, layout))
     if not people:
-        print("nothing to aggregate", file=sys.stderr)
-        return 1
+        raise cli.UsageError(f"nothing to aggregate in {', '.join(_INPUT.value)}: no readable "
+                             "*_coeffs.npz files and no faces found")
     layouts = {p[3] for p in people}
     if len(layouts) > 1:
         print(f"the folders hold coefficients of different layouts: {layouts}", file=sys.stderr)
@@ -165,18 +184,21 @@ def main(argv):
                                  "files": [f"{base}.obj", f"{base}_coeffs.npz", f"{base}.png"]
                                  + textured.get("files", [])})
         print(f"{r.name}: {len(r.members)} of {len(r.images)} images -> {base}.obj")
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    report["skipped_files"] = [{"file": f, "error": e} for f, e in bad]
+    export.write_text(out_dir / "report.json", json.dumps(report, indent=2))
     results_page.write_aggregate_page(out_dir, report, {
         r.name: textured_face.member_bases(r.images, r.name, coeff_dirs) for r in results})
     print(f"results page: {(out_dir / 'index.html').resolve().as_uri()}")
     if "adjusted_rand_index_vs_folders" in report:
         print(f"clusters vs folders: adjusted Rand index "
               f"{report['adjusted_rand_index_vs_folders']:.3f}")
-    return 0
+    for f, reason in bad:
+        print(f"SKIPPED {f}: {reason}")
+    return min(len(bad), 100)
 
 
 def run():
-    app.run(main)
+    cli.run(main, TOOL)
 
 
 if __name__ == "__main__":
