@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import zipfile
 from typing import Dict, List, Optional, Sequence
 
 import jax
@@ -107,14 +108,25 @@ def cluster_all(names: Sequence[str], x: np.ndarray, layout: CoeffLayout, n_peop
     return people, labels, float(res.inertia)
 
 
+class CoefficientFileError(ValueError):
+    """A *_coeffs.npz that cannot be read or is not one reconstruct writes; names the file."""
+
+
 def read_coefficients(path) -> Dict[str, np.ndarray]:
-    """A <name>_coeffs.npz written by reconstruct: the split fields (and 'coeffs')."""
-    with np.load(path, allow_pickle=False) as d:
-        missing = [f for f in FIELDS if f not in d.files]
-        if missing:
-            raise ValueError(f"{path}: not a coefficient file written by facerecon-reconstruct "
-                             f"(missing {missing})")
-        return {k: d[k] for k in d.files}
+    """A <name>_coeffs.npz written by reconstruct: the split fields (and 'coeffs').
+    :class:`CoefficientFileError` naming the file when it is unreadable or not one."""
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            missing = [f for f in FIELDS if f not in d.files]
+            if missing:
+                raise CoefficientFileError(f"{path}: not a coefficient file written by "
+                                           f"facerecon-reconstruct (missing {missing})")
+            return {k: d[k] for k in d.files}
+    except CoefficientFileError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise CoefficientFileError(f"{path}: not a readable coefficient file ({type(e).__name__}"
+                                   f": {e}); write it again with facerecon-reconstruct") from e
 
 
 def layout_of(parts: Dict[str, np.ndarray]) -> CoeffLayout:
@@ -123,18 +135,26 @@ def layout_of(parts: Dict[str, np.ndarray]) -> CoeffLayout:
                        light="mono" if parts["gamma"].shape[-1] == 9 else "rgb")
 
 
-def load_folder(folder) -> tuple:
-    """(names, (J, D) vectors, layout) from the *_coeffs.npz files of a folder."""
+def load_folder(folder, bad: Optional[list] = None) -> tuple:
+    """(names, (J, D) vectors, layout) from the *_coeffs.npz files of a folder. With a list
+    `bad`, a file that cannot be read (or has another layout than the first good one) is
+    skipped and (path, reason) appended to it; without, it raises CoefficientFileError."""
     files = sorted(pathlib.Path(folder).glob("*_coeffs.npz"))
     names, vecs, layout = [], [], None
     for f in files:
-        parts = read_coefficients(f)
-        lay = layout_of(parts)
-        if layout is None:
-            layout = lay
-        elif lay != layout:
-            raise ValueError(f"{f}: coefficient layout {lay} differs from {layout} of the other "
-                             "files (different face model or light?)")
+        try:
+            parts = read_coefficients(f)
+            lay = layout_of(parts)
+            if layout is not None and lay != layout:
+                raise CoefficientFileError(
+                    f"{f}: coefficient layout {lay} differs from {layout} of the other files "
+                    "(different face model or light?)")
+        except CoefficientFileError as e:
+            if bad is None:
+                raise
+            bad.append((str(f), str(e)))
+            continue
+        layout = layout or lay
         names.append(f.name[: -len("_coeffs.npz")])
         vecs.append(layout.join({k: parts[k][None] for k in FIELDS})[0])
     if not names:

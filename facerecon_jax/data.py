@@ -50,11 +50,12 @@ import os
 import pathlib
 import queue
 import re
-import tempfile
 import threading
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
+
+from facerecon_jax import atomic_file
 
 FORMAT = "facerecon-shards"
 VERSION = 1
@@ -94,18 +95,12 @@ def flip_landmarks(landmarks, width: int) -> np.ndarray:
 # -- writing ------------------------------------------------------------------------------------
 
 def _atomic_write(path: pathlib.Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def writer(tmp):
+        with open(tmp, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)        # mkstemp makes 0600; other hosts / users read the shards
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_file.write(path, writer)       # mode from the umask: other hosts read the shards
 
 
 def _quantise_attention(a) -> np.ndarray:
@@ -322,8 +317,8 @@ class Dataset:
         self.directory = pathlib.Path(directory)
         path = self.directory / "index.json"
         if not path.exists():
-            raise FileNotFoundError(f"{path} not found: not a finished shard folder (written by "
-                                    "launch/prepare_data.py)")
+            raise FileNotFoundError(f"{path} not found: not a finished shard folder (write one "
+                                    "with facerecon-prepare-data)")
         self.index = json.loads(path.read_text())
         if self.index.get("format") != FORMAT:
             raise ValueError(f"{path}: not a {FORMAT} index")

@@ -12,10 +12,14 @@ Detection (:class:`FaceDetector`):
    dlib's own default is 0.0) are dropped: weak HOG hits are mostly false positives (the
    astronaut photo has one on the glove at 0.12 when upsampled); a face HOG misses this way is
    left to step 2.
-2. Only when HOG finds nothing: dlib's MMOD CNN detector (``mmod_human_face_detector.dat``),
-   first without upsampling (faces of ~80 px and more), then, if it finds nothing in a small
-   image (longer side below ``cnn_upsample_below`` = 500 px), upsampled once.  It is slow on a
-   CPU (about 1.6 s for 512 x 512 without upsampling, 6 s with, on 2 cores), hence a fallback.
+2. When HOG finds nothing, or only faces whose box side is below ``cnn_when_smaller`` (0.3) of
+   the image's shorter side (HOG misses tilted and partly covered faces and then finds only a
+   small face in the background): dlib's MMOD CNN detector (``mmod_human_face_detector.dat``)
+   on a copy shrunk to ``cnn_max_side`` (640 px) without upsampling (faces of ~80 px of the copy
+   and more), then, if nothing at all was found in a small image (longer side below
+   ``cnn_upsample_below`` = 500 px), upsampled once.  CNN faces overlapping a HOG face are
+   dropped, the others added.  The CNN is slow on a CPU (about 1.6 s for 512 x 512 without
+   upsampling, 6 s with, on 2 cores), hence not run when HOG found a large face.
 3. ``shape_predictor_68_face_landmarks.dat`` on each box: 68 points, iBUG 300-W order, 0-based,
    image pixels, x right, y down (dlib returns whole pixels).
 
@@ -360,6 +364,15 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def _same_face(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Two boxes of one face: IoU above 0.3, or the centre of either inside the other."""
+    def inside(p, box):
+        return box[0] <= p[0] <= box[2] and box[1] <= p[1] <= box[3]
+    ca = ((a[0] + a[2]) / 2, (a[1] + a[3]) / 2)
+    cb = ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+    return box_iou(a, b) > 0.3 or inside(ca, b) or inside(cb, a)
+
+
 class FaceDetector:
     """dlib HOG detector, CNN fallback and 68-point shape predictor (models loaded lazily, once
     per detector; thread-safe loading).
@@ -374,8 +387,11 @@ class FaceDetector:
 
     def __init__(self, models_dir: str | os.PathLike | None = None, *,
                  hog_threshold: float = 0.2, cnn_upsample_below: int = 500,
-                 max_side: int | None = 2000, use_cnn_fallback: bool = True):
+                 max_side: int | None = 2000, use_cnn_fallback: bool = True,
+                 cnn_when_smaller: float = 0.3, cnn_max_side: int = 640):
         self._models_dir = models_dir
+        self.cnn_when_smaller = float(cnn_when_smaller)
+        self.cnn_max_side = int(cnn_max_side)
         self.hog_threshold = float(hog_threshold)
         self.cnn_upsample_below = int(cnn_upsample_below)
         self.max_side = max_side
@@ -413,13 +429,15 @@ class FaceDetector:
         return self._predictor
 
     # helpers
-    def _detection_image(self, img: np.ndarray) -> tuple[np.ndarray, float]:
+    def _detection_image(self, img: np.ndarray,
+                         max_side: int | None = None) -> tuple[np.ndarray, float]:
         """(image to run detectors on, factor from its pixels to the full image's)."""
         h, w = img.shape[:2]
-        if self.max_side is None or max(h, w) <= self.max_side:
+        max_side = max_side or self.max_side
+        if max_side is None or max(h, w) <= max_side:
             return img, 1.0
         import cv2  # noqa: PLC0415
-        f = self.max_side / float(max(h, w))
+        f = max_side / float(max(h, w))
         small = cv2.resize(img, (max(1, int(round(w * f))), max(1, int(round(h * f)))),
                            interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(small), w / float(small.shape[1])
@@ -453,27 +471,41 @@ class FaceDetector:
         rects, scores, _ = self.hog.run(small, int(upsample), self.hog_threshold)
         return self._faces(img, [(_rect_box(r), s) for r, s in zip(rects, scores)], factor, "hog")
 
-    def detect_cnn(self, image, upsample: int | None = None) -> list[Face]:
+    def detect_cnn(self, image, upsample: int | None = None,
+                   max_side: int | None = None) -> list[Face]:
         """CNN (MMOD) detections with their 68 landmarks, best confidence first.  ``upsample``
-        None: once for images whose longer side is below ``cnn_upsample_below``, else 0."""
+        None: once for images whose longer side is below ``cnn_upsample_below``, else 0.
+        ``max_side``: detect on a copy shrunk to it (default ``self.max_side``)."""
         img = as_rgb_uint8(image)
-        small, factor = self._detection_image(img)
+        small, factor = self._detection_image(img, max_side)
         if upsample is None:
             upsample = 1 if max(small.shape[:2]) < self.cnn_upsample_below else 0
         dets = self.cnn(small, int(upsample))
         return self._faces(img, [(_rect_box(d.rect), d.confidence) for d in dets], factor, "cnn")
 
     def detect(self, image, upsample: int = 1) -> list[Face]:
-        """All faces in an (H, W, 3) uint8 RGB image (grayscale / RGBA accepted): HOG first with
-        ``upsample``; the CNN detector only when HOG finds none.  Best score first; [] if none."""
+        """All faces in an (H, W, 3) uint8 RGB image (grayscale / RGBA accepted).
+
+        HOG first with ``upsample``.  The CNN detector runs as well when HOG finds nothing or
+        when HOG's largest face is small (box side below ``cnn_when_smaller`` of the image's
+        shorter side): HOG misses tilted or partly covered faces and may find only a small
+        face in the background.  The CNN runs on a copy whose longer side is at most
+        ``cnn_max_side``; its faces that overlap a HOG face are dropped (HOG's boxes suit the
+        68-point predictor better), the others are added.  HOG faces first (best score first),
+        then the CNN's; [] if none."""
         faces = self.detect_hog(image, upsample)
         if not faces:
             faces = self._detect_padded(image, upsample)
-        if not faces and self.use_cnn_fallback:
-            faces = self.detect_cnn(image, upsample=0)
-            if not faces and max(np.shape(image)[:2]) < self.cnn_upsample_below:
-                faces = self.detect_cnn(image, upsample=1)
-        return faces
+        if not self.use_cnn_fallback:
+            return faces
+        h, w = np.shape(image)[:2]
+        largest = max((min(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in faces), default=0)
+        if faces and largest >= self.cnn_when_smaller * min(h, w):
+            return faces
+        cnn = self.detect_cnn(image, max_side=self.cnn_max_side)
+        if not cnn and not faces and max(h, w) < self.cnn_upsample_below:
+            cnn = self.detect_cnn(image, upsample=1)
+        return faces + [c for c in cnn if not any(_same_face(c.box, f.box) for f in faces)]
 
     def _detect_padded(self, image, upsample: int, fraction: float = 0.25) -> list[Face]:
         """HOG on a copy with a replicated border: finds faces that fill the frame or touch its
@@ -522,9 +554,22 @@ def require_faces(faces: Sequence[Face], source: str | os.PathLike = "image") ->
     """``faces`` as a list, or :class:`NoFaceError` naming ``source`` when it is empty."""
     faces = list(faces)
     if not faces:
-        raise NoFaceError(f"no face found in {source} (dlib HOG and CNN detectors); give "
-                          "landmarks in a file instead (see find_landmark_file)")
+        raise NoFaceError(f"no face found in {source} (dlib HOG and CNN detectors); "
+                          f"{landmark_file_hint(source)}")
     return faces
+
+
+def landmark_file_hint(source: str | os.PathLike) -> str:
+    """What a user can do when no face is found: where to put a landmark file and its format."""
+    p = pathlib.Path(str(source).partition("#")[0])
+    if not p.suffix:
+        return ("put the face's landmarks in a text file beside the image: "
+                "detections/<image name>.txt (5 points) or <image name>_lm68.txt (68 points), "
+                "one 'x y' pair of pixel coordinates per line, y down")
+    return (f"put the face's landmarks in a text file beside the image: "
+            f"{p.parent / 'detections' / (p.stem + '.txt')} (5 points: eye centres, nose tip, "
+            f"mouth corners) or {p.parent / (p.stem + '_lm68.txt')} (68 points), one 'x y' pair "
+            f"of pixel coordinates per line, y down")
 
 
 _DEFAULT: FaceDetector | None = None

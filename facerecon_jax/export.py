@@ -6,28 +6,14 @@ Meshes are written in the model's units (decimetres) unless `scale` says otherwi
 """
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 from typing import Dict
 
 import numpy as np
 import trimesh
 from PIL import Image
 
-
-def _atomic(path: pathlib.Path, write) -> pathlib.Path:
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+from facerecon_jax import atomic_file
 
 
 def to_trimesh(vertices, triangles, colours=None, scale: float = 1.0) -> trimesh.Trimesh:
@@ -47,7 +33,7 @@ def save_mesh(path, vertices, triangles, colours=None, scale: float = 1.0) -> pa
         raise ValueError(f"{path}: mesh format must be .obj or .ply")
     mesh = to_trimesh(vertices, triangles, colours, scale)
     kwargs = {"include_texture": False} if fmt == "obj" else {}
-    return _atomic(path, lambda tmp: mesh.export(tmp, file_type=fmt, **kwargs))
+    return atomic_file.write(path, lambda tmp: mesh.export(tmp, file_type=fmt, **kwargs))
 
 
 def save_coefficients(path, parts: Dict[str, np.ndarray], **extra) -> pathlib.Path:
@@ -58,7 +44,7 @@ def save_coefficients(path, parts: Dict[str, np.ndarray], **extra) -> pathlib.Pa
     def write(tmp):
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
-    return _atomic(pathlib.Path(path), write)
+    return atomic_file.write(pathlib.Path(path), write)
 
 
 def load_coefficients(path) -> Dict[str, np.ndarray]:
@@ -72,7 +58,7 @@ def to_uint8(image) -> np.ndarray:
 
 def write_text(path, text: str) -> pathlib.Path:
     """A text file, written atomically."""
-    return _atomic(path, lambda tmp: pathlib.Path(tmp).write_text(text, encoding="utf-8"))
+    return atomic_file.write_text(path, text)
 
 
 def save_png(path, image) -> pathlib.Path:
@@ -80,7 +66,8 @@ def save_png(path, image) -> pathlib.Path:
     img = np.asarray(image)
     if img.dtype != np.uint8:
         img = to_uint8(img)
-    return _atomic(pathlib.Path(path), lambda tmp: Image.fromarray(img).save(tmp, format="PNG"))
+    return atomic_file.write(pathlib.Path(path),
+                             lambda tmp: Image.fromarray(img).save(tmp, format="PNG"))
 
 
 def gradient_background(height: int, width: int, top=(0.22, 0.26, 0.32),
@@ -117,8 +104,8 @@ def save_textured_obj(path, vertices, triangles, uv, corner_uv, texture_file: st
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(content)
         return write
-    _atomic(mtl, write_text(material))
-    _atomic(path, write_text(text))
+    atomic_file.write(mtl, write_text(material))
+    atomic_file.write(path, write_text(text))
     return [path, mtl]
 
 
@@ -196,4 +183,4 @@ def save_glb(path, vertices, triangles, normals, uv, texture, name: str = "face"
     def write(tmp):
         with open(tmp, "wb") as f:
             f.write(data)
-    return _atomic(pathlib.Path(path), write)
+    return atomic_file.write(pathlib.Path(path), write)

@@ -24,12 +24,13 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import tempfile
 from typing import Any
 
 import flax.struct
 import jax.numpy as jnp
 import numpy as np
+
+from facerecon_jax import atomic_file
 
 SCHEMA_VERSION = 1
 ARRAY_KEYS = ("mean_shape", "id_basis", "exp_basis", "mean_albedo", "tex_basis", "triangles",
@@ -175,16 +176,11 @@ def save(model: FaceModel, path: str | os.PathLike) -> pathlib.Path:
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {k: np.asarray(getattr(model, k)) for k in ARRAY_KEYS}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def writer(tmp):
+        with open(tmp, "wb") as f:
             np.savez(f, info=np.array(model.info_json), **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_file.write(path, writer)
 
 
 def load(path: str | os.PathLike) -> FaceModel:

@@ -17,15 +17,14 @@ For each input (image file, image in a folder, or video frame):
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 from typing import Callable, Iterator, List, Optional, Sequence
 
 import jax.numpy as jnp
 import numpy as np
 
-from facerecon_jax import (alignment, detection, export, fitting, renderer, results_page, skin,
-                           textured_face, visualize)
+from facerecon_jax import (alignment, atomic_file, cli, detection, export, fitting, output_folder,
+                           renderer, results_page, skin, textured_face, visualize)
 from facerecon_jax.coefficients import CoeffLayout
 from facerecon_jax.face_model import FaceModel
 
@@ -56,20 +55,46 @@ class PreparedFace:
     landmark_source: str            # "hog", "cnn" or the landmark file
 
 
+class InputError(cli.UsageError):
+    """An --input that does not exist; the message names it."""
+
+
+def check_inputs(inputs: Sequence[str]) -> None:
+    """Every input exists (file or folder), else :class:`InputError` naming the first that
+    does not."""
+    for item in inputs:
+        p = pathlib.Path(item).expanduser()
+        if not p.exists():
+            raise InputError(f"--input {item}: no such file or folder")
+
+
 def iter_sources(inputs: Sequence[str], video_every: int = 1,
-                 max_frames: Optional[int] = None) -> Iterator[Source]:
-    """Image files, folders (their images and videos, sorted) and videos (one source a frame)."""
+                 max_frames: Optional[int] = None, ignored: Optional[list] = None,
+                 _index: Optional[output_folder.OutputIndex] = None) -> Iterator[Source]:
+    """Image files, folders (their images and videos, sorted) and videos (one source a frame).
+
+    Pictures facerecon-reconstruct wrote are never inputs (`output_folder`): they are left out
+    and, when `ignored` is a list, appended to it; a fitted `<name>_lm68.txt` is never taken as
+    an image's landmarks."""
+    index = _index or output_folder.OutputIndex()
     for item in inputs:
         p = pathlib.Path(item).expanduser()
         if p.is_dir():
             files = sorted(f for f in p.iterdir()
                            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-            yield from iter_sources([str(f) for f in files], video_every, max_frames)
+            yield from iter_sources([str(f) for f in files], video_every, max_frames, ignored,
+                                    index)
         elif p.suffix.lower() in VIDEO_SUFFIXES:
             yield from _video_sources(p, video_every, max_frames)
+        elif p.exists() and index.is_output_picture(p):
+            if ignored is not None:
+                ignored.append(str(p))
         else:
-            yield Source(p.stem, str(p), lambda p=p: detection.read_image(p),
-                         detection.find_landmark_file(p) if p.exists() else None)
+            lm = None
+            if p.exists():
+                lm = next((c for c in detection.landmark_file_candidates(p)
+                           if c.is_file() and not index.is_fitted_landmarks(c)), None)
+            yield Source(p.stem, str(p), lambda p=p: detection.read_image(p), lm)
 
 
 def _video_sources(path: pathlib.Path, every: int, max_frames: Optional[int]):
@@ -252,9 +277,9 @@ def write_outputs(out_dir: pathlib.Path, face: PreparedFace, model: FaceModel,
             coeffs=np.asarray(x[0]), light=np.array(layout.light),
             face_model=np.array(model.info.get("name", ""))),
     ]
-    lm_path = pathlib.Path(f"{base}_lm68.txt")
-    lm_path.write_text("".join(f"{px:.3f} {py:.3f}\n" for px, py in lm_fit_image))
-    paths.append(lm_path)
+    paths.append(atomic_file.write_text(
+        f"{base}_lm68.txt", output_folder.FITTED_HEADER + "\n"
+        + "".join(f"{px:.3f} {py:.3f}\n" for px, py in lm_fit_image)))
     panel = visualize.overlay_panel(face.crop, np.clip(render, 0, 1), alpha, face.lm68_crop,
                                     lm_fit_crop)
     paths.append(export.save_png(f"{base}_overlay.png", panel))
@@ -276,5 +301,12 @@ def landmark_nme(pred, target) -> float:
     return float(np.mean(np.linalg.norm(pred - target, axis=-1)) / max(iod, 1e-6))
 
 
-def write_report(path: pathlib.Path, results: list, failures: list) -> None:
-    path.write_text(json.dumps({"faces": results, "failed": failures}, indent=2))
+def write_report(path: pathlib.Path, results: list, failures: list) -> dict:
+    """Merge this run's faces and failures into the report at `path` (one record per face,
+    see `output_folder.merge_report`), written atomically; returns the merged report."""
+    path = pathlib.Path(path)
+    merged = output_folder.merge_report(output_folder.read_report(path.parent), results,
+                                        failures, [r["source"] for r in results]
+                                        + [f["source"] for f in failures])
+    output_folder.write_report(path.parent, merged)
+    return merged

@@ -25,7 +25,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from facerecon_jax.export import _atomic
+from facerecon_jax import atomic_file
 
 VIEWER_SOURCE = pathlib.Path(__file__).resolve().parent / "viewer"
 VIEWER_FILES = ("three.min.js", "OrbitControls.js", "GLTFLoader.js", "LICENSE-three.txt",
@@ -37,7 +37,7 @@ def _write_text(path, text: str) -> pathlib.Path:
     def write(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
-    return _atomic(pathlib.Path(path), write)
+    return atomic_file.write(pathlib.Path(path), write)
 
 
 def copy_viewer(out_dir) -> pathlib.Path:
@@ -47,8 +47,8 @@ def copy_viewer(out_dir) -> pathlib.Path:
         src = VIEWER_SOURCE / name
         if not src.exists():
             raise FileNotFoundError(f"{src} is missing: the package was installed without its "
-                                    f"viewer files (package data in setup.py)")
-        _atomic(dest / name, lambda tmp, src=src: shutil.copyfile(src, tmp))
+                                    "viewer files; reinstall it: pip install -e .")
+        atomic_file.write(dest / name, lambda tmp, src=src: shutil.copyfile(src, tmp))
     return dest
 
 
@@ -73,7 +73,8 @@ def save_input_image(path, image, max_side: int = 800) -> pathlib.Path:
     if scale < 1:
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                          Image.Resampling.LANCZOS)
-    return _atomic(pathlib.Path(path), lambda tmp: img.save(tmp, format="JPEG", quality=88))
+    return atomic_file.write(pathlib.Path(path),
+                             lambda tmp: img.save(tmp, format="JPEG", quality=88))
 
 
 def save_thumbnail(src, dest, height: int = 120) -> Optional[pathlib.Path]:
@@ -84,7 +85,8 @@ def save_thumbnail(src, dest, height: int = 120) -> Optional[pathlib.Path]:
     img = Image.open(src).convert("RGB")
     img = img.resize((max(1, round(img.width * height / img.height)), height),
                      Image.Resampling.LANCZOS)
-    return _atomic(pathlib.Path(dest), lambda tmp: img.save(tmp, format="JPEG", quality=85))
+    return atomic_file.write(pathlib.Path(dest),
+                             lambda tmp: img.save(tmp, format="JPEG", quality=85))
 
 
 def _fmt(value, spec: str, unit: str = "") -> str:

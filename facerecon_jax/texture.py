@@ -32,9 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from facerecon_jax import assets
+from facerecon_jax import assets, atomic_file
 from facerecon_jax import camera as cam
-from facerecon_jax import export, interpolate, mirror, rasterizer
+from facerecon_jax import interpolate, mirror, rasterizer
 from facerecon_jax.uv_layout import UVLayout
 
 
@@ -107,7 +107,7 @@ def texel_map(layout: UVLayout, size: int, cache: bool = True) -> TexelMap:
             def write(tmp):
                 with open(tmp, "wb") as f:
                     np.savez(f, tri=tm.tri, bary=tm.bary)
-            export._atomic(path, write)
+            atomic_file.write(path, write)
             _TEXEL_MAPS[key] = (layout, tm)
     return tm
 

@@ -225,6 +225,23 @@ def make_training(config: ml_collections.ConfigDict, face_model, embed_params=No
     return net, layout, hybrid, camera
 
 
+DATA_SETTINGS = ("batch_size", "image_size", "seed", "num_epochs")
+
+
+def data_settings_changed(saved: dict, config: ml_collections.ConfigDict) -> list:
+    """["key old -> new", ...] for the settings that decide which examples a step sees (the
+    `data` fields, batch size, image size, seed) where a checkpoint's config (`saved`, as stored
+    in its meta) differs from `config`."""
+    now = json.loads(config.to_json_best_effort())
+
+    def flat(d):
+        return {**{k: d[k] for k in DATA_SETTINGS if k in d},
+                **{f"data.{k}": v for k, v in (d.get("data") or {}).items()}}
+    before, after = flat(saved), flat(now)
+    return [f"{k} {before.get(k)!r} -> {after.get(k)!r}" for k in sorted(set(before) | set(after))
+            if k in before and before.get(k) != after.get(k)]
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
                        face_model, embed_params=None, max_steps: Optional[int] = None,
                        log: Optional[Callable[[str], None]] = None,
@@ -260,6 +277,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
     start = int(state.step)
     if meta is not None:
         log(f"resumed from {workdir / 'checkpoints'} at step {start}")
+        changed = data_settings_changed(meta.get("config", {}), config)
+        if changed:
+            msg = (f"the data settings differ from the checkpoint's ({'; '.join(changed)}): the "
+                   f"run goes on from step {start} over the data as now configured")
+            log("WARNING: " + msg)
     meta_out = {"arch": config.arch, "num_outputs": layout.size, "image_size": config.image_size,
                 "light": config.light, "width": config.get("width", 64), "seed": config.seed,
                 "face_model": face_model.info.get("name", ""),

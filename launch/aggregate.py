@@ -10,8 +10,8 @@ or the <name>_coeffs.npz files that facerecon-reconstruct writes (with its <name
 Joint mode (the default when the folders hold photos) fits all photos of a person in one
 optimisation: one identity and albedo per person, pose, expression and light per photo. The
 other modes aggregate per-photo coefficients; photos are reconstructed first (into
-<output_dir>/reconstruct/<person>/), coefficient files are used as they are. In paper mode all vectors are
-pooled and clustered with K = --n_people (default: the number of person folders), and the
+<output_dir>/reconstruct/<person>/), coefficient files are used as they are. In paper mode
+all vectors are pooled and clustered with K = --n_people (default: the number of person folders), and the
 report says which image went to which cluster (and, when the folders name people, how well the
 clusters match them: adjusted Rand index).
 
@@ -20,17 +20,20 @@ Per person: <person>.obj (identity mesh: neutral expression, frontal, albedo col
 <name>_texture.png averaged with their <name>_texture_weight.png) with <person>_textured.obj/.mtl
 and <person>.glb; report.json and index.html (the results page: each person in 3D, its images
 and their cluster labels).
+A coefficient file that cannot be read, or a photo with no face, is named and skipped, the rest
+are aggregated; the exit status is the number of such files (0 when all were good).
 """
 import json
 import pathlib
 import sys
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import flags, logging
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", str(pathlib.Path(__file__).parent.parent / "configs" / "reconstruct.py"),
-    "Fitting settings for photos (configs/reconstruct.py), e.g. --config.steps=200.")
+from facerecon_jax import cli
+
+_CONFIG = cli.define_config(
+    "facerecon-aggregate", str(pathlib.Path(__file__).parent.parent / "configs" / "reconstruct.py"),
+    "Fitting settings for photos (configs/reconstruct.py; override with --config.steps=200 etc).")
 _INPUT = flags.DEFINE_multi_string("input", None, "Person folders, or a folder of them.")
 _OUT = flags.DEFINE_string("output_dir", "faces", "Where to write the results.")
 _MODE = flags.DEFINE_enum("mode", "auto", ["auto", "joint", "paper", "per_person", "mean",
@@ -52,13 +55,23 @@ _TEXTURE_SIZE = flags.DEFINE_integer("texture_size", 1024,
                                      "Texture map size of faces fitted from photos.")
 flags.mark_flag_as_required("input")
 
+TOOL = cli.Tool("facerecon-aggregate", __doc__, {
+    "steps": "steps of the hybrid-loss stage when fitting photos",
+    "steps_landmark": "steps of the landmark-only stage before it",
+    "batch_size": "photos fitted together",
+    "light": "rgb (27 SH coefficients) or mono (9, the paper's)",
+})
+
 
 def _person_folders(inputs):
     out = []
     for item in inputs:
         p = pathlib.Path(item).expanduser()
+        if not p.exists():
+            raise cli.UsageError(f"--input {item}: no such folder")
         if not p.is_dir():
-            raise ValueError(f"{p} is not a folder")
+            raise cli.UsageError(f"--input {item} is a file; give a person's folder of "
+                                 "*_coeffs.npz files (or photos), or a folder of such folders")
         subdirs = sorted(d for d in p.iterdir() if d.is_dir() and d.name != "detections")
         if not list(p.glob("*_coeffs.npz")) and subdirs and not _has_images(p):
             out.extend(subdirs)
@@ -119,17 +132,17 @@ def main(argv):
     from facerecon_jax import aggregate, export, renderer, results_page, textured_face
     from facerecon_jax.model_loading import load_face_model
 
-    out_dir = pathlib.Path(_OUT.value)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model = None
-    people = []            # (person name, image names, vectors, layout)
     folders = _person_folders(_INPUT.value)
+    out_dir = cli.output_dir(_OUT.value)
+    model = None
+    bad = []               # (file, reason): unreadable coefficient files, skipped
+    people = []            # (person name, image names, vectors, layout)
     mode = _MODE.value
     if mode == "auto":
         mode = "joint" if folders and all(_has_images(f) for f in folders) else "per_person"
     coeff_dirs = {f.name: f for f in folders}  # person -> the folder of its *_coeffs.npz
     to_fit = [f for f in folders
-              if mode == "joint" or (not aggregate.load_folder(f)[0] and _has_images(f))]
+              if mode == "joint" or (not aggregate.load_folder(f, [])[0] and _has_images(f))]
     skipped = 0
     if to_fit:
         model = load_face_model(_MODEL.value)
@@ -138,14 +151,17 @@ def main(argv):
         done, skipped = _reconstruct(to_fit, out_dir, model, joint=mode == "joint")
         coeff_dirs.update(done)
     for folder in folders:
-        names, x, layout = aggregate.load_folder(coeff_dirs[folder.name])
+        n_bad = len(bad)
+        names, x, layout = aggregate.load_folder(coeff_dirs[folder.name], bad)
+        for f, reason in bad[n_bad:]:
+            print(f"skipped {reason}", file=sys.stderr)
         if not names:
             print(f"skipped {folder}: no *_coeffs.npz files and no faces found", file=sys.stderr)
             continue
         people.append((folder.name, names, x, layout))
     if not people:
-        print("nothing to aggregate", file=sys.stderr)
-        return 1
+        raise cli.UsageError(f"nothing to aggregate in {', '.join(_INPUT.value)}: no readable "
+                             "*_coeffs.npz files and no faces found")
     layouts = {p[3] for p in people}
     if len(layouts) > 1:
         print(f"the folders hold coefficients of different layouts: {layouts}", file=sys.stderr)
@@ -201,20 +217,23 @@ def main(argv):
                                  "files": [f"{base}.obj", f"{base}_coeffs.npz", f"{base}.png"]
                                  + textured.get("files", [])})
         print(f"{r.name}: {len(r.members)} of {len(r.images)} images -> {base}.obj")
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    report["skipped_files"] = [{"file": f, "error": e} for f, e in bad]
+    export.write_text(out_dir / "report.json", json.dumps(report, indent=2))
     results_page.write_aggregate_page(out_dir, report, {
         r.name: textured_face.member_bases(r.images, r.name, coeff_dirs) for r in results})
     print(f"results page: {(out_dir / 'index.html').resolve().as_uri()}")
-    if skipped:
-        print(f"{skipped} photo(s) skipped (unreadable or no face)", file=sys.stderr)
     if "adjusted_rand_index_vs_folders" in report:
         print(f"clusters vs folders: adjusted Rand index "
               f"{report['adjusted_rand_index_vs_folders']:.3f}")
-    return min(skipped, 100)
+    for f, reason in bad:
+        print(f"SKIPPED {f}: {reason}")
+    if skipped:
+        print(f"{skipped} photo(s) skipped (unreadable or no face)", file=sys.stderr)
+    return min(len(bad) + skipped, 100)
 
 
 def run():
-    app.run(main)
+    cli.run(main, TOOL)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ spread over +-50 degrees, runs the photo pipeline's detector on every picture, a
 landmark embedding (`facerecon_jax.landmark_embedding`): one vertex per inner landmark, one per
 yaw bin per contour landmark. About 10 minutes on a 2-core CPU.
 """
-from absl import app, flags
+from absl import flags
+
+from facerecon_jax import cli
 
 _OUT = flags.DEFINE_string("output", None, "Where to write the map (.json).")
 _PEOPLE = flags.DEFINE_integer("n_people", 40, "Calibration people.")
@@ -15,6 +17,8 @@ _VIEWS = flags.DEFINE_integer("views", 12, "Pictures per person.")
 _SEED = flags.DEFINE_integer("seed", 31337, "Calibration seed (the evaluation uses others).")
 _BIN_DEG = flags.DEFINE_float("bin_degrees", 10.0, "Width of the contour's yaw bins.")
 flags.mark_flag_as_required("output")
+
+TOOL = cli.Tool("calibrate_landmarks", __doc__)
 
 
 def main(argv):
@@ -28,7 +32,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main, TOOL)
 
 
 if __name__ == "__main__":

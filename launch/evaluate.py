@@ -11,16 +11,24 @@ other tools can be scored (--config.external_meshes). With --config.ablation_peo
 ablation table of configs/evaluate.py's variants on N of the people.
 """
 import os
-import pathlib
 import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "..", "configs", "evaluate.py"),
+from facerecon_jax import cli
+
+_CONFIG = cli.define_config(
+    "facerecon-evaluate", os.path.join(os.path.dirname(__file__), "..", "configs", "evaluate.py"),
     "Evaluation config (configs/evaluate.py).")
 _WORKDIR = flags.DEFINE_string("workdir", "eval", "Where the report and plots go.")
+
+TOOL = cli.Tool("facerecon-evaluate", __doc__, {
+    "n_people": "people per condition",
+    "images_per_person": "photos of each person",
+    "checkpoint": "an R-Net workdir: adds its row",
+    "fit.steps": "fitting steps (hybrid stage) per photo",
+    "fit.model": "face model of the fits",
+})
 
 
 def main(argv):
@@ -29,8 +37,7 @@ def main(argv):
     from facerecon_jax.model_loading import load_face_model
 
     cfg = _CONFIG.value
-    wd = pathlib.Path(_WORKDIR.value)
-    wd.mkdir(parents=True, exist_ok=True)
+    wd = cli.output_dir(_WORKDIR.value, "--workdir")
     n_fits = len(cfg.conditions) * cfg.n_people * cfg.images_per_person
     bar = progress.Progress(n_fits * (3 if len(cfg.conditions) == 1 else 4), unit="fit")
 
@@ -47,7 +54,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main, TOOL)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,13 @@ both public domain: something to reconstruct on a fresh install with nothing dow
 import os
 import shutil
 
-from absl import app, flags
+from absl import flags
+
+from facerecon_jax import cli
 
 _OUT = flags.DEFINE_string("output_dir", "photos", "Folder to write the photos into.")
+
+TOOL = cli.Tool("facerecon-example-photos", __doc__)
 
 
 def main(argv):
@@ -19,7 +23,7 @@ def main(argv):
     import skimage.data
     from PIL import Image
 
-    os.makedirs(_OUT.value, exist_ok=True)
+    cli.output_dir(_OUT.value)
     Image.fromarray(skimage.data.astronaut()).save(os.path.join(_OUT.value, "astronaut.png"))
     shutil.copy(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False),
                 os.path.join(_OUT.value, "grace_hopper.jpg"))
@@ -27,7 +31,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main, TOOL)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,11 @@ trans_params).  Synthetic: `--synthetic N` rendered faces with ground-truth coef
 "skipped" in index.json with the reason, and the run goes on; the exit status is 0 when anything
 was written, 1 when nothing could be.
 """
-import pathlib
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
+
+from facerecon_jax import cli
 
 _INPUT = flags.DEFINE_multi_string("input", None, "Image files, folders or videos (repeatable).")
 _OUT = flags.DEFINE_string("output_dir", None, "Folder for the shards and index.json.")
@@ -38,6 +39,8 @@ _MODEL = flags.DEFINE_string("model", "default",
                              "Face model: 'default' (ICT), a facerecon .npz, or BFM files.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace shards already in --output_dir.")
 flags.mark_flag_as_required("output_dir")
+
+TOOL = cli.Tool("facerecon-prepare-data", __doc__)
 
 
 def _photos(out_dir, model, bar_cls) -> int:
@@ -97,21 +100,22 @@ def main(argv):
     from facerecon_jax.model_loading import load_face_model
 
     if not _SYNTHETIC.value and not _INPUT.value:
-        raise app.UsageError("give --input (photos) or --synthetic N")
-    out_dir = pathlib.Path(_OUT.value)
+        raise cli.UsageError("give --input (photos) or --synthetic N")
+    from facerecon_jax import reconstruct
+    reconstruct.check_inputs(_INPUT.value or [])
+    out_dir = cli.output_dir(_OUT.value)
     try:
         model = load_face_model(_MODEL.value)
         run = _synthetic if _SYNTHETIC.value else _photos
         n = run(out_dir, model, progress.Progress)
-    except (FileExistsError, FileNotFoundError, ValueError, OSError) as e:
-        print(f"ERROR: {e}", file=sys.stderr)
-        return 1
+    except FileExistsError as e:
+        raise cli.UsageError(f"{e} (--overwrite)") from e
     print(f"wrote {n} examples to {out_dir} ({out_dir / 'index.json'})")
     return 0 if n > 0 else 1
 
 
 def run():
-    app.run(main)
+    cli.run(main, TOOL)
 
 
 if __name__ == "__main__":

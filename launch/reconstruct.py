@@ -10,18 +10,17 @@ photo: <name>_texture.png (--texture albedo|photo), <name>_texture_weight.png,
 <name>_textured.obj/.mtl and <name>.glb; <name>_input.jpg; plus report.json and index.html (the
 results page with a 3D viewer; open it in a browser).
 A file that cannot be read or has no face is reported and skipped; the exit status is the number
-of inputs that failed (0 when all went well).
+of inputs that failed (0 when all went well). Faces already complete in --output_dir (every file
+present) are skipped (--overwrite redoes them); the tool's own outputs are never read as inputs.
 """
 import os
-import pathlib
-import sys
-import time
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import flags
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "..", "configs", "reconstruct.py"),
+from facerecon_jax import cli
+
+_CONFIG = cli.define_config(
+    "facerecon-reconstruct", os.path.join(os.path.dirname(__file__), "..", "configs", "reconstruct.py"),
     "Reconstruction config (configs/reconstruct.py); override with --config.steps=100 etc.")
 _INPUT = flags.DEFINE_multi_string("input", None, "Image files, folders or videos (repeatable).")
 _OUT = flags.DEFINE_string("output_dir", "out", "Where to write results.")
@@ -36,107 +35,36 @@ _TEXTURE = flags.DEFINE_enum(
     "texture", "albedo", ["albedo", "photo"], "Texture map from the photo: divided by the fitted "
     "shading (albedo, for relighting viewers) or as it is (photo, the light baked in).")
 _TEXTURE_SIZE = flags.DEFINE_integer("texture_size", 1024, "Texture map size in texels.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Redo faces already complete in "
+                               "--output_dir (by default they are skipped).")
 flags.mark_flag_as_required("input")
+
+TOOL = cli.Tool("facerecon-reconstruct", __doc__, {
+    "steps": "steps of the hybrid-loss stage (photo, landmarks, perceptual)",
+    "steps_landmark": "steps of the landmark-only stage before it",
+    "batch_size": "faces fitted together",
+    "model": "face model: default (ICT), a .npz, or BFM files",
+    "light": "rgb (27 SH coefficients) or mono (9, the paper's)",
+    "perceptual": "the face-embedding loss term (off: faster)",
+})
 
 
 def main(argv):
     del argv
-    import numpy as np
+    from facerecon_jax import reconstruct_job
 
-    from facerecon_jax import (coefficients, detection, face_embedding, fitting, progress,
-                               reconstruct, results_page)
-    from facerecon_jax.model_loading import load_face_model
-
-    cfg = _CONFIG.value
-    out_dir = pathlib.Path(_OUT.value)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model = load_face_model(cfg.model)
-    predictor, light = None, cfg.light
-    if _CHECKPOINT.value:
-        from facerecon_jax import train
-        predictor, meta = train.load_predictor(_CHECKPOINT.value)
-        light = meta["light"]
-        if coefficients.CoeffLayout.for_model(model, light).size != meta["num_outputs"]:
-            logging.error("%s predicts %d coefficients; the face model %s with %s light needs %d",
-                          _CHECKPOINT.value, meta["num_outputs"], model.info.get("name"), light,
-                          coefficients.CoeffLayout.for_model(model, light).size)
-            return 2
-    layout = coefficients.CoeffLayout.for_model(model, light)
-    fit_cfg = fitting.FitConfig.from_config(cfg)
-    embed_params = face_embedding.load_face_embedding() if cfg.perceptual else None
-    detector = detection.FaceDetector()
-    sources = list(reconstruct.iter_sources(_INPUT.value, _VIDEO_EVERY.value, _MAX_FRAMES.value))
-    if not sources:
-        logging.error("no images or videos found in %s", _INPUT.value)
-        return 1
-    bar = progress.Progress(len(sources), unit="image")
-    results, failures, pending = [], [], []
-    failed_sources = set()
-    outstanding = {}         # source -> faces not yet fitted and written
-
-    def finish(path):
-        outstanding[path] -= 1
-        if outstanding[path] == 0:
-            bar.update(1, note=f"{len(results)} faces written, {len(failures)} failed")
-
-    def flush():
-        if not pending:
-            return
-        t0 = time.perf_counter()
-
-        def on_step(stage, step, n_steps, loss, sec_per_step):
-            speed = f", {sec_per_step:.2f} s/step" if sec_per_step else ""
-            bar.update(0, note=f"fitting {len(pending)} faces: {stage} {step}/{n_steps}"
-                               f"{speed}, loss {loss:.4f}")
-        x, _ = reconstruct.fit_faces(model, layout, pending, fit_cfg, embed_params,
-                                     progress=on_step, predictor=predictor,
-                                     batch_size=cfg.batch_size)
-        secs = time.perf_counter() - t0
-        for face, row in zip(pending, np.asarray(x)):
-            try:
-                r = reconstruct.write_outputs(out_dir, face, model, layout, row, fit_cfg,
-                                              _TEXTURE.value, _TEXTURE_SIZE.value)
-                r["fit_seconds_per_face"] = secs / len(pending)
-                results.append(r)
-            except OSError as e:
-                failures.append({"source": face.path, "error": f"cannot write outputs: {e}"})
-                failed_sources.add(face.path)
-            finish(face.path)
-        pending.clear()
-
-    for src in sources:
-        try:
-            faces = reconstruct.prepare(src, model, detector, _FACES.value)
-        except (detection.ImageReadError, detection.NoFaceError, detection.LandmarkFileError,
-                ValueError) as e:
-            failures.append({"source": src.path, "error": str(e)})
-            failed_sources.add(src.path)
-            sys.stderr.write(f"\nskipped {src.path}: {e}\n")
-            bar.update(1, note=f"{len(results)} faces written, {len(failures)} failed")
-            continue
-        outstanding[src.path] = outstanding.get(src.path, 0) + len(faces)
-        for face in faces:
-            pending.append(face)
-            if len(pending) >= cfg.batch_size:
-                flush()
-    flush()
-    bar.note = f"{len(results)} faces written, {len(failures)} failed"
-    bar.close()
-    reconstruct.write_report(out_dir / "report.json", results, failures)
-    results_page.write_reconstruct_page(out_dir, {"faces": results, "failed": failures})
-    for r in results:
-        psnr = (f", texture PSNR {r['texture_psnr_db']:.1f} dB" if r.get("texture_psnr_db")
-                is not None else "")
-        print(f"{r['name']}: landmark error {r['landmark_error_nme']:.4f} (NME, inter-ocular)"
-              f"{psnr} -> {out_dir / r['name']}.obj")
-    print(f"results page: {(out_dir / 'index.html').resolve().as_uri()}")
-    for f in failures:
-        print(f"FAILED {f['source']}: {f['error']}")
-    return min(len(failed_sources), 100)
+    out_dir = cli.output_dir(_OUT.value)
+    options = reconstruct_job.Options(
+        faces=_FACES.value, video_every=_VIDEO_EVERY.value, max_frames=_MAX_FRAMES.value,
+        checkpoint=_CHECKPOINT.value, texture=_TEXTURE.value, texture_size=_TEXTURE_SIZE.value,
+        overwrite=_OVERWRITE.value)
+    result = reconstruct_job.run(_INPUT.value, out_dir, _CONFIG.value, options)
+    reconstruct_job.print_summary(result, out_dir)
+    return result["status"]
 
 
 def run():
-    app.run(main)
+    cli.run(main, TOOL)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,15 @@
 Writes <name>.obj and <name>.ply (vertex colours), <name>_coeffs.npz and <name>.png.
 """
 import os
+import pathlib
 import time
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import flags, logging
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "..", "configs", "render.py"),
+from facerecon_jax import cli
+
+_CONFIG = cli.define_config(
+    "facerecon-render", os.path.join(os.path.dirname(__file__), "..", "configs", "render.py"),
     "Render config (configs/render.py).")
 _MODEL = flags.DEFINE_string("model", "default",
                              "'default' (ICT Face Model Light), a face-model .npz, or BFM files "
@@ -23,6 +25,12 @@ _NAME = flags.DEFINE_string("name", "face", "Base name of the files written.")
 _COEFFS = flags.DEFINE_string("coeffs", None, "A <name>_coeffs.npz to render instead.")
 _RANDOM = flags.DEFINE_bool("random", False, "Random identity, expression, texture and light.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed for --random.")
+
+TOOL = cli.Tool("facerecon-render", __doc__, {
+    "size": "image size in pixels",
+    "light": "mono (9 SH coefficients) or rgb (27)",
+    "backend": "rasterizer: scatter (CPU/GPU) or tiled (TPU)",
+})
 
 
 def main(argv):
@@ -35,6 +43,14 @@ def main(argv):
     from facerecon_jax.model_loading import load_face_model
 
     cfg = _CONFIG.value
+    if _COEFFS.value:
+        coeffs = pathlib.Path(_COEFFS.value).expanduser()
+        if not coeffs.exists():
+            raise cli.UsageError(f"--coeffs {_COEFFS.value}: no such file")
+        if coeffs.is_dir():
+            raise cli.UsageError(f"--coeffs {_COEFFS.value} is a folder; give one "
+                                 "<name>_coeffs.npz file (facerecon-reconstruct writes them)")
+    out_dir = cli.output_dir(_OUT.value)
     t0 = time.time()
     model = load_face_model(_MODEL.value)
     logging.info("face model: %s (%d vertices, %d triangles) in %.1fs", model.info.get("name"),
@@ -79,8 +95,7 @@ def main(argv):
     verts = renderer.face_vertices(model.to_jax(), layout.split(x), camera)
     shape = np.asarray(verts["posed"][0])
     colours = np.asarray(verts["colour"][0])
-    os.makedirs(_OUT.value, exist_ok=True)
-    base = os.path.join(_OUT.value, _NAME.value)
+    base = os.path.join(out_dir, _NAME.value)
     written = [
         export.save_png(base + ".png", image),
         export.save_mesh(base + ".obj", shape, model.triangles, colours),
@@ -95,7 +110,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main, TOOL)
 
 
 if __name__ == "__main__":

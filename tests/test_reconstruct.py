@@ -1,6 +1,5 @@
 """End to end: photos in, faces out (short fits so the suite stays fast)."""
 import json
-import shutil
 import subprocess
 import sys
 
@@ -9,7 +8,7 @@ import skimage.data
 import trimesh
 from PIL import Image
 
-from facerecon_jax import alignment, detection
+from facerecon_jax import alignment, detection, reconstruct
 
 
 def _run(args, cwd):
@@ -61,20 +60,39 @@ def test_reconstruct_photos_and_bad_inputs(tmp_path, request):
 
 
 def test_landmark_file_beside_the_image_is_used(tmp_path, request):
+    """Also: the same folder as input and output, run twice (issue 11, items 1-4): outputs are
+    not read back as photos or landmarks, same-stem photos get distinct names, and the second
+    run skips the complete faces, cleans a killed run's temporaries and keeps the report."""
     root = request.config.rootpath
     img = skimage.data.astronaut()
     det = detection.FaceDetector().detect(img)[0]
     (tmp_path / "detections").mkdir()
     Image.fromarray(img).save(tmp_path / "a.png")
     detection.write_landmark_file(tmp_path / "detections" / "a.txt", det.landmarks5)
-    shutil.copy(tmp_path / "a.png", tmp_path / "b.png")
-    out = tmp_path / "out"
-    res = _run(["--input", str(tmp_path / "a.png"), "--output_dir", str(out),
-                "--config.steps_landmark=10", "--config.steps=2", "--config.perceptual=False"],
-               root)
+    Image.fromarray(img).save(tmp_path / "b.png")
+    Image.fromarray(img).save(tmp_path / "b.jpg")
+    args = ["--input", str(tmp_path), "--output_dir", str(tmp_path),
+            "--config.steps_landmark=10", "--config.steps=2", "--config.perceptual=False",
+            "--texture_size=64"]
+    res = _run(args, root)
     assert res.returncode == 0, res.stdout + res.stderr
-    report = json.loads((out / "report.json").read_text())
-    assert report["faces"][0]["landmarks_from"].endswith("detections/a.txt")
+    report = json.loads((tmp_path / "report.json").read_text())
+    faces = {f["name"]: f for f in report["faces"]}
+    assert sorted(faces) == ["a", "b_jpg", "b_png"]              # no b.obj written twice
+    assert "b.jpg" in res.stdout and "b_jpg" in res.stdout
+    assert faces["a"]["landmarks_from"].endswith("detections/a.txt")
+    # a killed writer's temporary, and a run that must not take outputs as photos
+    (tmp_path / ".a.obj.999999999.0123abcd.tmp").write_bytes(b"half")
+    again = _run(args, root)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "skipped 3 input(s)" in again.stdout
+    assert json.loads((tmp_path / "report.json").read_text())["faces"] == report["faces"]
+    assert not list(tmp_path.glob(".*.tmp"))
+    # the fitted a_lm68.txt is an output: never the landmarks of a.png
+    (tmp_path / "detections" / "a.txt").unlink()
+    src = list(reconstruct.iter_sources([str(tmp_path)]))
+    assert sorted(s.name for s in src) == ["a", "b", "b"]
+    assert [s.landmark_file for s in src if s.name == "a"] == [None]
 
 
 def test_checkpoint_prediction_starts_the_fit(tmp_path, request):

@@ -43,10 +43,16 @@ def test_resume_after_kill_gives_the_same_trajectory(tiny, tmp_path):
     part = train.train_and_evaluate(cfg, str(tmp_path / "b"), ds, model, max_steps=2,
                                     log=lambda m: None)
     assert part.step == 2 and len(part.history) == 2
-    rest = train.train_and_evaluate(cfg, str(tmp_path / "b"), ds, model, log=lambda m: None)
+    said = []
+    rest = train.train_and_evaluate(cfg, str(tmp_path / "b"), ds, model, log=said.append)
+    assert not any("differ" in m for m in said)
     assert [h["step"] for h in rest.history] == [3, 4]      # resumed, did not start over
     resumed = [h["loss"] for h in part.history + rest.history]
     np.testing.assert_allclose(resumed, [h["loss"] for h in full.history], rtol=1e-5)
+    # resumed with other data settings: said, not silent (issue 11, item 11)
+    changed = tiny_config(data=ml_collections.ConfigDict({"augment": False}))
+    train.train_and_evaluate(changed, str(tmp_path / "b"), ds, model, log=said.append)
+    assert any("data settings differ" in m and "data.augment True -> False" in m for m in said)
     pa, _ = train.load_predictor(tmp_path / "a")
     pb, _ = train.load_predictor(tmp_path / "b")
     x = np.random.default_rng(0).uniform(size=(2, SIZE, SIZE, 3)).astype(np.float32)
