@@ -7,7 +7,9 @@ reconstruct-config overrides; "true_landmarks": True fits to the ground-truth la
 """
 import ml_collections
 
-from configs import reconstruct
+from facerecon_jax.config_files import sibling
+
+reconstruct = sibling(__file__, "reconstruct")
 
 
 def get_config():

@@ -1,7 +1,9 @@
 """The paper's model on a TPU pod slice: the same program on every host (launch with
 --coordinator_address / --num_processes / --process_id, or let TPU runtimes fill them in),
 a global batch split over all devices, the scatter-free rasterizer back end."""
-from configs import paper
+from facerecon_jax.config_files import sibling
+
+paper = sibling(__file__, "paper")
 
 
 def get_config():

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib.util
 import os
 import pathlib
 import re
@@ -136,21 +135,12 @@ def _load_config(spec: str, name: str):
         raise UsageError(f"--{name} {path_str} is a folder; give a config file, e.g. "
                          f"{path / 'debug.py'}" if (path / "debug.py").exists()
                          else f"--{name} {path_str} is a folder; give a config .py file")
-    mod_spec = importlib.util.spec_from_file_location("_facerecon_help_config", path)
-    module = importlib.util.module_from_spec(mod_spec)
-    root = str(pathlib.Path(__file__).resolve().parent.parent)
-    added = root not in sys.path
-    if added:
-        sys.path.insert(0, root)
+    from facerecon_jax import config_files
     try:
-        mod_spec.loader.exec_module(module)
-        return module.get_config(arg) if arg else module.get_config()
+        return config_files.get_config(path, arg or None)
     except Exception as e:  # any failure in the user's file is reported
         raise UsageError(f"--{name} {path_str} cannot be loaded: {type(e).__name__}: {e}") \
             from e
-    finally:
-        if added:
-            sys.path.remove(root)
 
 
 def _keys(config, prefix: str = "") -> dict[str, object]:
