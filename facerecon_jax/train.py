@@ -46,7 +46,7 @@ class TrainState(train_state.TrainState):
 
 def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int):
     """Constant (paper) or step decay: lr x decay_factor every decay_epochs (Deep3DFaceRecon)."""
-    if config.get("lr_decay_epochs"):
+    if config.lr_decay_epochs:
         every = max(1, int(config.lr_decay_epochs * steps_per_epoch))
         return optax.exponential_decay(config.learning_rate, every, config.lr_decay_factor,
                                        staircase=True)
@@ -213,15 +213,15 @@ def make_training(config: ml_collections.ConfigDict, face_model, embed_params=No
     camera = cam.Camera().scaled(config.image_size)
     weights = (losses.LossWeights.deep3d() if config.loss_weights == "deep3d"
                else losses.LossWeights.paper())
-    if not config.get("perceptual", True):
+    if not config.perceptual:
         weights = dataclasses.replace(weights, per=0.0)
-    if config.get("loss_weight_overrides"):
+    if config.loss_weight_overrides:
         weights = dataclasses.replace(weights, **dict(config.loss_weight_overrides))
     hybrid = losses.make_hybrid_loss(face_model.to_jax(), layout, camera=camera, weights=weights,
-                                     backend=config.get("render_backend", "scatter"),
+                                     backend=config.render_backend,
                                      embed_params=embed_params if weights.per > 0 else None)
     net = rnet.make_rnet(config.arch, layout.size, axis_name=axis_name,
-                         width=config.get("width", 64))
+                         width=config.width)
     return net, layout, hybrid, camera
 
 
@@ -266,13 +266,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
     else:
         steps_per_epoch = max(1, getattr(dataset, "num_examples", config.batch_size)
                               // config.batch_size)
-    num_steps = (config.num_epochs * steps_per_epoch if config.get("num_epochs", 0)
+    num_steps = (config.num_epochs * steps_per_epoch if config.num_epochs
                  else config.num_steps)
     tx = optax.adam(make_schedule(config, steps_per_epoch))
     state = create_train_state(jax.random.PRNGKey(config.seed), net, config.image_size, tx)
-    if config.get("backbone_checkpoint"):
+    if config.backbone_checkpoint:
         state = load_backbone(state, config.backbone_checkpoint)
-    mngr = checkpoint_manager(workdir, config.get("keep_checkpoints", 3))
+    mngr = checkpoint_manager(workdir, config.keep_checkpoints)
     state, meta = restore_checkpoint(mngr, state)
     start = int(state.step)
     if meta is not None:
@@ -283,7 +283,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
                    f"run goes on from step {start} over the data as now configured")
             log("WARNING: " + msg)
     meta_out = {"arch": config.arch, "num_outputs": layout.size, "image_size": config.image_size,
-                "light": config.light, "width": config.get("width", 64), "seed": config.seed,
+                "light": config.light, "width": config.width, "seed": config.seed,
                 "face_model": face_model.info.get("name", ""),
                 "config": json.loads(config.to_json_best_effort())}
     p_step = jax.pmap(functools.partial(train_step, hybrid_loss=hybrid, axis_name="batch"),
