@@ -16,7 +16,9 @@ CACHE_ENV = "FACERECON_CACHE"
 _HOW_TO_GET = {
     "ict_facekit": (
         "ICT Face Model Light data (ict_facekit_light.npz, vertex_indices.json, LICENSE) from the "
-        "ICT-FaceKit repository (MIT), laid out as described in shared/assets/ict_facekit/README.md"
+        "ICT-FaceKit repository (MIT), laid out as described in shared/assets/ict_facekit/README.md "
+        "(or a clone of https://github.com/ICT-VGL/ICT-FaceKit at commit da5f95a as "
+        "ICT-FaceKit/ beside it: see the README's Face models section)"
     ),
 }
 

@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import pathlib
 from typing import Dict, Optional
 
 import numpy as np
 
-from facerecon_jax import assets, face_model, ict_model
+from facerecon_jax import face_model, ict_model
 
 # ICT-FaceKit's published vertex ranges (0-based, end exclusive) and material polygon ranges
 N_RENDER_POLYGONS = 24692          # face .. iris right (lacrimal fluid, eye blend, eye
@@ -65,15 +64,9 @@ class Head:
 
 @functools.lru_cache(maxsize=2)
 def load_head(folder: Optional[str] = None) -> Head:
-    """Read the whole head from the ICT-FaceKit assets (see `assets`)."""
-    folder = pathlib.Path(folder) if folder else assets.asset_path("ict_facekit")
-    npz_path, obj_path = folder / "ict_facekit_light.npz", folder / "generic_neutral_mesh.obj"
-    for p in (npz_path, obj_path):
-        if not p.exists():
-            raise assets.AssetMissingError(
-                f"missing {p}: the evaluation benchmark's heads are built from ICT-FaceKit "
-                f"(see shared/assets/ict_facekit/README.md); set ${assets.ASSETS_ENV}.")
-    data = np.load(npz_path)
+    """Read the whole head from the ICT-FaceKit assets (see `ict_model.find_source`)."""
+    src = ict_model.find_source(folder)
+    data, obj_path = ict_model.source_arrays(src), src.neutral_obj
     v = N_HEAD_VERTICES
     neutral = data["neutral"][:v].astype(np.float64) * ict_model.CM_TO_DM
     # the default model's frame: centred on the narrow face area's centroid

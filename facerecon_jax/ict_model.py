@@ -1,6 +1,15 @@
 """The default face model, converted from ICT Face Model Light (ICT-FaceKit, MIT licence).
 
-Source data: `<assets>/ict_facekit/` (see `facerecon_jax.assets`). What the conversion does:
+Source data, in either of two layouts under the assets folder (see `facerecon_jax.assets`):
+- prepared: `<assets>/ict_facekit/` with `ict_facekit_light.npz` (the model's arrays),
+  `generic_neutral_mesh.obj` and `LICENSE` (shared/assets/ict_facekit/README.md);
+- ICT-FaceKit's own published folder: `<assets>/ICT-FaceKit/FaceXModel/`, i.e. a clone of
+  https://github.com/ICT-VGL/ICT-FaceKit at commit da5f95a: `generic_neutral_mesh.obj`,
+  `identity000.obj` ... `identity099.obj`, one OBJ per expression named as in
+  `vertex_indices.json`, and the clone's `LICENSE` one folder up. Its OBJs are read once into the
+  same arrays as the prepared npz (identity / expression deltas = OBJ minus neutral), cached as
+  `ict_facekit_light_<stamp>.npz` under `assets.cache_dir()`.
+The prepared layout wins when both are present. What the conversion does:
 - Region: the published *narrow face area* (vertices [0, 6706), polygons [0, 6560)). It holds all
   68 landmarks and matches what Deep3DFaceRecon's BFM front model covers (face, forehead, cheeks,
   no ears, no neck); the full face area adds the neck and the sides of the head up to the ears,
@@ -23,15 +32,17 @@ The result is cached as a face-model .npz under `assets.cache_dir()`; it never g
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 import pathlib
 
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-from facerecon_jax import assets, face_model
+from facerecon_jax import assets, atomic_file, face_model
 
 VERSION = 2
 N_VERTICES = 6706      # narrow face area, vertices [0, 6706)
@@ -45,6 +56,228 @@ LICENCE_NOTE = (
     "MIT licence; commit da5f95a607f5e6b37755b38d3385d7f2853732e5, folder FaceXModel/. The MIT "
     "licence text travels with this file in info['licence_text']. The texture model is synthetic, "
     "built by facerecon-jax.")
+
+
+# --- Where the ICT data comes from: the prepared npz, or ICT-FaceKit's own FaceXModel folder ---
+
+PREPARED_DIR = "ict_facekit"                 # <assets>/ict_facekit/ict_facekit_light.npz
+PREPARED_NPZ = "ict_facekit_light.npz"
+NEUTRAL_OBJ = "generic_neutral_mesh.obj"
+CLONE_DIR = "ICT-FaceKit"                    # <assets>/ICT-FaceKit/FaceXModel/ (a git clone)
+FACEX_DIR = "FaceXModel"
+VERTEX_INDICES = "vertex_indices.json"
+ICT_REPO_URL = "https://github.com/ICT-VGL/ICT-FaceKit"
+ICT_COMMIT = "da5f95a"
+SOURCE_KEYS = ("neutral", "identity_deltas", "expression_deltas", "expression_names",
+               "landmarks68")
+
+
+def how_to_get(clone: pathlib.Path | None = None) -> str:
+    """One sentence: how to get ICT-FaceKit's folder (cloned to `clone`) where `find_source`
+    looks."""
+    clone = clone if clone is not None else pathlib.Path("<assets>") / CLONE_DIR
+    return (f"Get it with `git clone {ICT_REPO_URL} {clone} && git -C {clone} checkout "
+            f"{ICT_COMMIT}`, or clone it anywhere and set {assets.ASSETS_ENV} to the folder "
+            f"that holds {CLONE_DIR}/ (its {FACEX_DIR}/ folder is read).")
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where the ICT Face Model Light data is: `kind` is "prepared" (folder holds
+    ict_facekit_light.npz) or "FaceXModel" (folder is ICT-FaceKit's published model folder)."""
+    kind: str
+    folder: pathlib.Path
+    licence: pathlib.Path
+
+    @property
+    def neutral_obj(self) -> pathlib.Path:
+        return self.folder / NEUTRAL_OBJ
+
+
+def _licence_of_facex(folder: pathlib.Path) -> pathlib.Path | None:
+    for cand in (folder / "LICENSE", folder.parent / "LICENSE"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _is_facex_folder(folder: pathlib.Path) -> bool:
+    return folder.name == FACEX_DIR or (folder / "identity000.obj").exists()
+
+
+def _prepared_source(folder: pathlib.Path) -> Source:
+    missing = [n for n in (PREPARED_NPZ, NEUTRAL_OBJ, "LICENSE") if not (folder / n).exists()]
+    if missing:
+        raise assets.AssetMissingError(
+            f"missing {', '.join(str(folder / n) for n in missing)}: the prepared ICT Face Model "
+            f"Light needs {PREPARED_NPZ}, {NEUTRAL_OBJ} and LICENSE in {folder} (see "
+            f"shared/assets/ict_facekit/README.md), or use ICT-FaceKit's own {FACEX_DIR} "
+            f"folder instead. {how_to_get()}")
+    return Source("prepared", folder, folder / "LICENSE")
+
+
+def identity_files(folder: pathlib.Path) -> list[pathlib.Path]:
+    """identity000.obj, identity001.obj, ... up to the first one missing (as ICT's reader)."""
+    out = []
+    while (folder / f"identity{len(out):03d}.obj").is_file():
+        out.append(folder / f"identity{len(out):03d}.obj")
+    return out
+
+
+def _facex_source(folder: pathlib.Path) -> Source:
+    """Check a FaceXModel folder has what the conversion reads; name every missing file."""
+    missing = [n for n in (NEUTRAL_OBJ, VERTEX_INDICES, "identity000.obj")
+               if not (folder / n).is_file()]
+    if (folder / VERTEX_INDICES).is_file():
+        names = _read_vertex_indices(folder)[0]
+        missing += [f"{n}.obj" for n in names if not (folder / f"{n}.obj").is_file()]
+    licence = _licence_of_facex(folder)
+    if licence is None:
+        missing.append(f"LICENSE (in {folder} or {folder.parent})")
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6
+                                          else "")
+        raise assets.AssetMissingError(
+            f"incomplete ICT-FaceKit {FACEX_DIR} folder {folder}: missing {shown}. It should be "
+            f"the {FACEX_DIR}/ folder of a clone of {ICT_REPO_URL} at commit {ICT_COMMIT} "
+            f"(identity000.obj ... identity099.obj, one OBJ per expression of {VERTEX_INDICES}, "
+            f"the clone's LICENSE one folder up). {how_to_get(folder.parent)}")
+    return Source(FACEX_DIR, folder, licence)
+
+
+def find_source(folder: pathlib.Path | str | None = None) -> Source:
+    """Where the ICT data is. With `folder`: that folder (a prepared one, a FaceXModel folder, or
+    an ICT-FaceKit clone). Without: `<assets>/ict_facekit/ict_facekit_light.npz` (prepared), else
+    `<assets>/ICT-FaceKit/FaceXModel/`. AssetMissingError names what is missing and how to get
+    it."""
+    if folder is not None:
+        folder = pathlib.Path(folder).expanduser()
+        if (folder / PREPARED_NPZ).exists():
+            return _prepared_source(folder)
+        if (folder / FACEX_DIR).is_dir():
+            return _facex_source(folder / FACEX_DIR)
+        if _is_facex_folder(folder):
+            return _facex_source(folder)
+        raise assets.AssetMissingError(
+            f"{folder} holds neither the prepared ICT Face Model Light ({PREPARED_NPZ}, "
+            f"{NEUTRAL_OBJ}, LICENSE) nor ICT-FaceKit's own {FACEX_DIR} folder "
+            f"({NEUTRAL_OBJ}, identity000.obj ..., {VERTEX_INDICES}); pass an ICT-FaceKit "
+            f"clone or its {FACEX_DIR} folder. {how_to_get()}")
+    base = assets.assets_dir()
+    prepared, facex = base / PREPARED_DIR, base / CLONE_DIR / FACEX_DIR
+    if (prepared / PREPARED_NPZ).exists():
+        return _prepared_source(prepared)
+    if facex.is_dir():
+        return _facex_source(facex)
+    env = os.environ.get(assets.ASSETS_ENV)
+    raise assets.AssetMissingError(
+        f"missing ICT Face Model Light, which the default face model is built from: neither "
+        f"{prepared / PREPARED_NPZ} (prepared ict_facekit folder) nor {facex}/ (ICT-FaceKit's "
+        f"own folder) exists. The assets folder is ${assets.ASSETS_ENV} (now "
+        f"{env if env else 'unset, so ../shared/assets beside the checkout'}). "
+        f"{how_to_get(base / CLONE_DIR)}")
+
+
+def _read_vertex_indices(folder: pathlib.Path) -> tuple[list[str], np.ndarray]:
+    """(expression names in order, 68 landmark vertices) from a FaceXModel vertex_indices.json."""
+    path = folder / VERTEX_INDICES
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+        names = [str(n) for n in cfg["expressions"]]
+        landmarks = np.asarray(cfg["idx_to_landmark_verts"], np.int32)
+    except (ValueError, KeyError, TypeError) as e:
+        raise face_model.FaceModelError(
+            f"{path}: not ICT-FaceKit's vertex_indices.json (needs 'expressions' and "
+            f"'idx_to_landmark_verts'): {e}") from e
+    if landmarks.shape != (68,):
+        raise face_model.FaceModelError(f"{path}: idx_to_landmark_verts has {landmarks.size} "
+                                        f"entries, expected 68")
+    return names, landmarks
+
+
+def read_obj_vertices(path: pathlib.Path) -> np.ndarray:
+    """The `v` lines of an OBJ file as an (N, 3) float64 array, in file order."""
+    with open(path, "rb") as f:
+        lines = [ln[2:] for ln in f if ln.startswith((b"v ", b"v\t"))]
+    tokens = b" ".join(lines).split()
+    try:
+        if len(tokens) == 3 * len(lines):
+            verts = np.array(tokens, dtype=np.float64).reshape(-1, 3)
+        else:                                   # extra columns (vertex colours): keep x y z
+            verts = np.array([ln.split()[:3] for ln in lines], dtype=np.float64)
+    except ValueError as e:
+        raise face_model.FaceModelError(f"{path}: unreadable vertex line ({e})") from e
+    if len(verts) == 0:
+        raise face_model.FaceModelError(f"{path}: no vertices ('v' lines)")
+    return verts
+
+
+def read_facex_folder(folder: pathlib.Path | str) -> dict[str, np.ndarray]:
+    """ICT-FaceKit's FaceXModel folder as the arrays of the prepared npz: `neutral` (V, 3),
+    `identity_deltas` (I, V, 3) = identityNNN.obj - neutral, `expression_deltas` (E, V, 3) =
+    <name>.obj - neutral in vertex_indices.json's order, `expression_names`, `landmarks68`.
+    Centimetres, as published; float32 like the prepared file."""
+    folder = pathlib.Path(folder)
+    src = _facex_source(folder)
+    names, landmarks = _read_vertex_indices(folder)
+    neutral = read_obj_vertices(src.neutral_obj)
+
+    def deltas(paths):
+        out = np.empty((len(paths),) + neutral.shape, np.float32)
+        for k, p in enumerate(paths):
+            v = read_obj_vertices(p)
+            if v.shape != neutral.shape:
+                raise face_model.FaceModelError(
+                    f"{p}: {len(v)} vertices, but {src.neutral_obj.name} has {len(neutral)}; "
+                    f"the folder mixes files of different ICT-FaceKit versions")
+            out[k] = v - neutral
+        return out
+
+    if landmarks.max() >= len(neutral) or landmarks.min() < 0:
+        raise face_model.FaceModelError(f"{folder / VERTEX_INDICES}: landmark vertex "
+                                        f"{landmarks.max()} beyond the mesh's {len(neutral)}")
+    return {"neutral": neutral.astype(np.float32),
+            "identity_deltas": deltas(identity_files(folder)),
+            "expression_deltas": deltas([folder / f"{n}.obj" for n in names]),
+            "expression_names": np.asarray(names),
+            "landmarks68": landmarks}
+
+
+def _stat_stamp(h, files) -> None:
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+
+
+def _facex_files(folder: pathlib.Path) -> list[pathlib.Path]:
+    names, _ = _read_vertex_indices(folder)
+    return ([folder / VERTEX_INDICES, folder / NEUTRAL_OBJ] + identity_files(folder)
+            + [folder / f"{n}.obj" for n in names])
+
+
+def source_arrays(src: Source) -> dict[str, np.ndarray]:
+    """The source's arrays (keys SOURCE_KEYS). A FaceXModel folder's OBJs are parsed once and
+    kept as an npz in `assets.cache_dir()`."""
+    if src.kind == "prepared":
+        path = src.folder / PREPARED_NPZ
+    else:
+        h = hashlib.sha1()
+        h.update(str(src.folder.resolve()).encode())
+        _stat_stamp(h, _facex_files(src.folder))
+        path = assets.cache_dir() / f"ict_facekit_light_{h.hexdigest()[:12]}.npz"
+        if not path.exists():
+            arrays = read_facex_folder(src.folder)
+
+            def writer(tmp):
+                with open(tmp, "wb") as f:
+                    np.savez(f, **arrays)
+            atomic_file.write(path, writer)
+            return arrays
+    with np.load(path) as data:
+        missing = [k for k in SOURCE_KEYS if k not in data.files]
+        if missing:
+            raise face_model.FaceModelError(f"{path}: missing arrays {missing}")
+        return {k: data[k] for k in SOURCE_KEYS}
 
 
 def read_obj_polygons(path: pathlib.Path, n_polygons: int) -> list[list[int]]:
@@ -184,30 +417,27 @@ def _synthetic_texture(mean_shape, tris, landmarks, n_modes, seed=0):
     return albedo.astype(np.float32), basis.astype(np.float32)
 
 
-def convert(folder: pathlib.Path | None = None) -> face_model.FaceModel:
-    """Build the default face model from the ICT-FaceKit files in `folder` (or the assets)."""
-    folder = pathlib.Path(folder) if folder else assets.asset_path("ict_facekit")
-    npz_path = folder / "ict_facekit_light.npz"
-    obj_path = folder / "generic_neutral_mesh.obj"
-    lic_path = folder / "LICENSE"
-    for p in (npz_path, obj_path, lic_path):
-        if not p.exists():
-            raise assets.AssetMissingError(
-                f"missing {p}: the ICT Face Model Light conversion needs ict_facekit_light.npz, "
-                f"generic_neutral_mesh.obj and LICENSE in {folder} (see "
-                f"shared/assets/ict_facekit/README.md); set ${assets.ASSETS_ENV} to their parent.")
-    data = np.load(npz_path)
+def convert(folder: pathlib.Path | Source | None = None) -> face_model.FaceModel:
+    """Build the default face model from the ICT-FaceKit files in `folder` (a prepared
+    ict_facekit folder, a FaceXModel folder or an ICT-FaceKit clone; default: `find_source()`)."""
+    src = folder if isinstance(folder, Source) else find_source(folder)
+    data = source_arrays(src)
+    where = src.folder / PREPARED_NPZ if src.kind == "prepared" else src.folder
+    obj_path, lic_path = src.neutral_obj, src.licence
     neutral = data["neutral"].astype(np.float64)
     if neutral.ndim != 2 or neutral.shape[1] != 3 or neutral.shape[0] < N_VERTICES:
-        raise face_model.FaceModelError(f"{npz_path}: 'neutral' has shape {neutral.shape}, "
+        raise face_model.FaceModelError(f"{where}: 'neutral' has shape {neutral.shape}, "
                                         f"expected (26719, 3)")
+    if len(data["identity_deltas"]) < N_ID:
+        raise face_model.FaceModelError(f"{where}: {len(data['identity_deltas'])} identity "
+                                        f"modes, the default model keeps {N_ID}")
     tris = triangulate(read_obj_polygons(obj_path, N_POLYGONS))
     if tris.max() >= N_VERTICES:
         raise face_model.FaceModelError(f"{obj_path}: narrow-face polygons use vertex "
                                         f"{tris.max()}, beyond the region's {N_VERTICES}")
     landmarks = data["landmarks68"].astype(np.int32)
     if landmarks.shape != (68,) or landmarks.max() >= N_VERTICES:
-        raise face_model.FaceModelError(f"{npz_path}: landmarks68 must be 68 indices below "
+        raise face_model.FaceModelError(f"{where}: landmarks68 must be 68 indices below "
                                         f"{N_VERTICES}")
 
     shape = neutral[:N_VERTICES] * CM_TO_DM
@@ -230,7 +460,10 @@ def convert(folder: pathlib.Path | None = None) -> face_model.FaceModel:
     info = {
         "name": "ICT Face Model Light, narrow face area (facerecon-jax default)",
         "units": "decimetres",
-        "source": "ICT-FaceKit FaceXModel (ict_facekit_light.npz, generic_neutral_mesh.obj)",
+        "source": ("ICT-FaceKit FaceXModel (ict_facekit_light.npz, generic_neutral_mesh.obj)"
+                   if src.kind == "prepared" else
+                   "ICT-FaceKit FaceXModel (generic_neutral_mesh.obj, identityNNN.obj and the "
+                   "expression OBJs of vertex_indices.json)"),
         "licence": "MIT",
         "attribution": LICENCE_NOTE,
         "licence_text": lic_path.read_text(encoding="utf-8"),
@@ -248,27 +481,25 @@ def convert(folder: pathlib.Path | None = None) -> face_model.FaceModel:
         skin_mask=skin_v.astype(np.float32), front_mask=front_mask, info=info)
 
 
-def _source_stamp(folder: pathlib.Path) -> str:
+def _source_stamp(src: Source) -> str:
     h = hashlib.sha1()
-    for name in ("ict_facekit_light.npz", "generic_neutral_mesh.obj"):
-        st = (folder / name).stat()
-        h.update(f"{name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    if src.kind == "prepared":
+        _stat_stamp(h, [src.folder / PREPARED_NPZ, src.neutral_obj])
+    else:
+        h.update(FACEX_DIR.encode())
+        _stat_stamp(h, _facex_files(src.folder))
     h.update(f"v{VERSION}".encode())
     return h.hexdigest()[:12]
 
 
 def load_default(folder: pathlib.Path | None = None, cache: bool = True) -> face_model.FaceModel:
-    """The default face model: converted once, then read from the cache."""
-    folder = pathlib.Path(folder) if folder else assets.asset_path("ict_facekit")
-    for name in ("ict_facekit_light.npz", "generic_neutral_mesh.obj", "LICENSE"):
-        if not (folder / name).exists():
-            raise assets.AssetMissingError(
-                f"missing {folder / name}: the default face model is built from ICT Face Model "
-                f"Light (see shared/assets/ict_facekit/README.md); set ${assets.ASSETS_ENV}.")
-    path = assets.cache_dir() / f"ict_face_model_{_source_stamp(folder)}.npz"
+    """The default face model: converted once (from `find_source(folder)`), then read from the
+    cache."""
+    src = find_source(folder)
+    path = assets.cache_dir() / f"ict_face_model_{_source_stamp(src)}.npz"
     if cache and path.exists():
         return face_model.load(path)
-    model = convert(folder)
+    model = convert(src)
     if cache:
         face_model.save(model, path)
     return model

@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from facerecon_jax import assets, ict_model
+from facerecon_jax import ict_model
 
 
 class UVLayoutError(ValueError):
@@ -104,8 +104,7 @@ def for_model(model, obj_path: Optional[pathlib.Path] = None,
               n_polygons: int = ict_model.N_POLYGONS) -> UVLayout:
     """The UV layout of the default (ICT) face model. Raises UVLayoutError for a model whose
     triangles are not the OBJ's narrow face area (BFM, grid models)."""
-    obj_path = pathlib.Path(obj_path or assets.asset_path("ict_facekit")
-                            / "generic_neutral_mesh.obj")
+    obj_path = pathlib.Path(obj_path or ict_model.find_source().neutral_obj)
     tris = np.asarray(model.triangles, np.int32)
     key = (str(obj_path), n_polygons, tris.shape, hash(tris.tobytes()))
     if key in _CACHE:
