@@ -31,7 +31,7 @@ import skimage.data
 from PIL import Image
 
 from facerecon_jax import (alignment, coefficients, detection, face_embedding, fitting,
-                           ict_model, losses, reconstruct, renderer, skin)
+                           ict_model, losses, metrics, reconstruct, renderer, skin)
 from facerecon_jax.model_loading import load_face_model
 
 STAGE_NAMES = fitting.STAGE_NAMES
@@ -131,7 +131,7 @@ def prepare_faces(photos, model):
 def nme_of(model, layout, cfg, x, faces):
     lm = np.asarray(renderer.face_vertices(model.to_jax(), layout.split(jnp.asarray(x)),
                                            cfg.camera)["landmarks"])
-    return [reconstruct.landmark_nme(lm[i], f.lm68_crop) for i, f in enumerate(faces)]
+    return [float(metrics.landmark_nme(lm[i], f.lm68_crop)) for i, f in enumerate(faces)]
 
 
 def folder_case(args, model, layout, cfg, embed):

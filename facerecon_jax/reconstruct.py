@@ -23,8 +23,9 @@ from typing import Callable, Iterator, List, Optional, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from facerecon_jax import (alignment, atomic_file, cli, detection, export, fitting, output_folder,
-                           renderer, results_page, skin, textured_face, visualize)
+from facerecon_jax import (alignment, atomic_file, cli, detection, export, fitting, metrics,
+                           output_folder, renderer, results_page, skin, textured_face,
+                           visualize)
 from facerecon_jax.coefficients import CoeffLayout
 from facerecon_jax.face_model import FaceModel
 
@@ -290,15 +291,8 @@ def write_outputs(out_dir: pathlib.Path, face: PreparedFace, model: FaceModel,
                                           texture, texture_size)
     paths.extend(textured.pop("files", []))
     return {"name": face.name, "source": face.path, "landmarks_from": face.landmark_source,
-            "landmark_error_nme": landmark_nme(lm_fit_crop, face.lm68_crop),
+            "landmark_error_nme": float(metrics.landmark_nme(lm_fit_crop, face.lm68_crop)),
             **textured, "files": [str(p) for p in paths]}
-
-
-def landmark_nme(pred, target) -> float:
-    """Mean 68-point error normalised by the inter-ocular distance (outer eye corners 36, 45)."""
-    pred, target = np.asarray(pred), np.asarray(target)
-    iod = np.linalg.norm(target[36] - target[45])
-    return float(np.mean(np.linalg.norm(pred - target, axis=-1)) / max(iod, 1e-6))
 
 
 def write_report(path: pathlib.Path, results: list, failures: list) -> dict:

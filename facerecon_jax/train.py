@@ -32,7 +32,7 @@ from flax.training import train_state
 from absl import logging
 
 from facerecon_jax import camera as cam
-from facerecon_jax import data, losses, rnet
+from facerecon_jax import data, losses, metrics, rnet
 from facerecon_jax.coefficients import CoeffLayout
 
 
@@ -358,9 +358,7 @@ def evaluate_synthetic(predict, face_model, layout: CoeffLayout, examples: Dict[
     def scores(x):
         parts, tparts = layout.split(jnp.asarray(x)), layout.split(gt)
         lm = np.asarray(renderer.face_vertices(m, parts, camera)["landmarks"])
-        tl = np.asarray(examples["landmarks"])
-        iod = np.linalg.norm(tl[:, 36] - tl[:, 45], axis=-1)
-        nme = np.mean(np.linalg.norm(lm - tl, axis=-1), axis=-1) / iod
+        nme = metrics.landmark_nme(lm, np.asarray(examples["landmarks"]))
         s = np.asarray(morphable.shape(m, parts["id"], parts["exp"]))
         t = np.asarray(morphable.shape(m, tparts["id"], tparts["exp"]))
         d = (s - s.mean(1, keepdims=True)) - (t - t.mean(1, keepdims=True))
