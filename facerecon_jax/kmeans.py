@@ -23,9 +23,8 @@ The data are centred (mean subtracted) before clustering, as scikit-learn does, 
 float32 distance expansion loses little precision; the mean is added back to the centroids.
 Deterministic for a given key. float32 throughout.
 
-Aggregation helpers over coefficient arrays (images on axis 0): `mean_aggregate`,
-`median_aggregate`, `largest_cluster_centroid` (k-means inside one person's images, centroid of
-the most populous cluster) and `cluster_people` (paper mode: K = number of people).
+`largest_cluster` picks the most populous cluster (ties: the tighter one); how clusters become
+people is `aggregate`'s business.
 """
 from __future__ import annotations
 
@@ -304,31 +303,6 @@ def kmeans(x, k, *, key, n_init=10, max_iter=300, tol=1e-4, init="k-means++", ch
     return r._replace(centroids=r.centroids + p.mean)
 
 
-# ----------------------------------------------------------------------------------------------
-# Aggregation helpers (images on axis 0)
-# ----------------------------------------------------------------------------------------------
-
-def mean_aggregate(x, axis: int = 0):
-    """Mean of coefficient vectors over the image axis."""
-    return jnp.mean(jnp.asarray(x, jnp.float32), axis=axis)
-
-
-def median_aggregate(x, axis: int = 0):
-    """Per-coefficient median over the image axis."""
-    return jnp.median(jnp.asarray(x, jnp.float32), axis=axis)
-
-
-def largest_cluster_centroid(x, k, key, *, n_init: int = 10, max_iter: int = 300,
-                             tol: float = 1e-4, init: str = "k-means++"):
-    """k-means (k clusters, at most one per image) inside one person's vectors x (m, d); returns
-    the centroid (d,) of the cluster with the most members. Ties go to the cluster with the
-    smaller within-cluster spread (mean squared distance of its members to its centroid)."""
-    x = jnp.asarray(x, jnp.float32)
-    k = int(min(k, x.shape[0]))
-    r = kmeans(x, k, key=key, n_init=n_init, max_iter=max_iter, tol=tol, init=init)
-    return r.centroids[largest_cluster(x, r)]
-
-
 def largest_cluster(x, r: "KMeansResult"):
     """Index of the cluster with the most members; ties go to the smaller within-cluster spread
     (mean squared distance of its members to its centroid)."""
@@ -340,18 +314,6 @@ def largest_cluster(x, r: "KMeansResult"):
     return jnp.argmin(spread)
 
 
-def cluster_people(x, n_people, key, *, n_init: int = 10, max_iter: int = 300,
-                   tol: float = 1e-4, init: str = "k-means++",
-                   chunk_size: Optional[int] = None):
-    """Paper mode: all images' vectors x (N, d) into K = n_people clusters.
-
-    Returns (centroids (n_people, d): one vector per person, labels (N,): each image's person)."""
-    r = kmeans(x, int(n_people), key=key, n_init=n_init, max_iter=max_iter, tol=tol, init=init,
-               chunk_size=chunk_size)
-    return r.centroids, r.labels
-
-
 __all__ = ["KMeansResult", "kmeans", "kmeans_single", "auto_chunk_size", "use_gram",
-           "mean_aggregate", "median_aggregate", "largest_cluster_centroid", "largest_cluster",
-           "cluster_people",
+           "largest_cluster",
            "DISTANCE_BLOCK_BYTES", "GRAM_MAX_BYTES"]

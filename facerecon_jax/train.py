@@ -211,8 +211,7 @@ def make_training(config: ml_collections.ConfigDict, face_model, embed_params=No
     """(net, layout, hybrid_loss, camera) for a config."""
     layout = CoeffLayout.for_model(face_model, config.light)
     camera = cam.Camera().scaled(config.image_size)
-    weights = (losses.LossWeights.deep3d() if config.loss_weights == "deep3d"
-               else losses.LossWeights.paper())
+    weights = losses.LossWeights.named(config.loss_weights)
     if not config.perceptual:
         weights = dataclasses.replace(weights, per=0.0)
     if config.loss_weight_overrides:

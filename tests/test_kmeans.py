@@ -165,34 +165,32 @@ def test_invalid_arguments():
         km.kmeans(x, 2, key=jax.random.key(0), init_centroids=np.zeros((3, 2), np.float32))
 
 
-def test_largest_cluster_centroid_majority():
+def _largest_centroid(x, k, key):
+    r = km.kmeans(x, k, key=key)
+    return r.centroids[km.largest_cluster(x, r)]
+
+
+def test_largest_cluster_majority():
     rng = np.random.default_rng(0)
     a = np.array([1.0, -2.0, 0.5], np.float32)
     near = a + 0.05 * rng.standard_normal((4, 3)).astype(np.float32)
     far = np.array([[30.0, 30.0, 30.0], [31.0, 29.0, 30.5]], np.float32)
     x = np.concatenate([far[:1], near[:2], far[1:], near[2:]])  # majority not first
-    c = km.largest_cluster_centroid(x, 2, jax.random.key(0))
+    c = _largest_centroid(x, 2, jax.random.key(0))
     np.testing.assert_allclose(np.asarray(c), near.mean(0), rtol=1e-5, atol=1e-5)
 
 
-def test_largest_cluster_centroid_tie_prefers_tighter():
+def test_largest_cluster_tie_prefers_tighter():
     tight = np.array([[0.0, 0.0, 1.0], [0.1, 0.0, 1.0], [0.0, 0.1, 1.0]], np.float32)
     loose = np.array([[20.0, 20.0, 1.0], [23.0, 20.0, 1.0], [20.0, 23.0, 1.0]], np.float32)
-    c = km.largest_cluster_centroid(np.concatenate([loose, tight]), 2, jax.random.key(0))
+    c = _largest_centroid(np.concatenate([loose, tight]), 2, jax.random.key(0))
     np.testing.assert_allclose(np.asarray(c), tight.mean(0), rtol=1e-5, atol=1e-5)
 
 
-def test_mean_median_aggregate():
-    x = np.random.default_rng(1).standard_normal((7, 5)).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(km.mean_aggregate(x)), x.mean(0), rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(km.median_aggregate(x)), np.median(x, 0), rtol=1e-6)
-    x6 = x[:6]  # even count: mean of the two middle values
-    np.testing.assert_allclose(np.asarray(km.median_aggregate(x6)), np.median(x6, 0), rtol=1e-6)
-
-
-def test_cluster_people():
+def test_paper_scale_people_are_recovered():
     x, truth = _planted(n_per=5, k=10, d=12, sep=10.0, noise=0.3, seed=4)
-    centroids, labels = km.cluster_people(x, 10, jax.random.key(0))
+    r = km.kmeans(x, 10, key=jax.random.key(0))
+    centroids, labels = r.centroids, r.labels
     assert centroids.shape == (10, 12) and labels.shape == (50,)
     assert adjusted_rand_score(truth, np.asarray(labels)) == 1.0
     lab = np.asarray(labels)
