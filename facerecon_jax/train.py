@@ -206,11 +206,16 @@ def replicate(tree):
         sharding)
 
 
+def training_camera(config: ml_collections.ConfigDict) -> cam.Camera:
+    """The camera of the crops a config trains on (the 224 px camera scaled to image_size)."""
+    return cam.Camera().scaled(config.image_size)
+
+
 def make_training(config: ml_collections.ConfigDict, face_model, embed_params=None,
                   axis_name: Optional[str] = "batch"):
     """(net, layout, hybrid_loss, camera) for a config."""
     layout = CoeffLayout.for_model(face_model, config.light)
-    camera = cam.Camera().scaled(config.image_size)
+    camera = training_camera(config)
     weights = losses.LossWeights.named(config.loss_weights)
     if not config.perceptual:
         weights = dataclasses.replace(weights, per=0.0)
@@ -368,3 +373,45 @@ def evaluate_synthetic(predict, face_model, layout: CoeffLayout, examples: Dict[
     nme0, rmse0 = scores(np.zeros_like(preds))
     return {"landmark_nme": nme, "shape_rmse_mm": rmse, "mean_face_landmark_nme": nme0,
             "mean_face_shape_rmse_mm": rmse0, "examples": int(len(images))}
+
+
+def training_data(config: ml_collections.ConfigDict, workdir, face_model, log=print):
+    """The Dataset a config trains on: shards from facerecon-prepare-data (config.data.dir), or
+    config.data.synthetic_examples generated faces kept in the workdir (generated again, with
+    a warning, when the workdir holds another number of them)."""
+    from facerecon_jax import cli, synthetic  # noqa: PLC0415
+    if config.data.synthetic_examples:
+        layout = CoeffLayout.for_model(face_model, config.light)
+        data_dir = (pathlib.Path(workdir)
+                    / f"synthetic_{config.data.synthetic_condition}_{config.image_size}")
+        index = data_dir / "index.json"
+        have = json.loads(index.read_text())["num_examples"] if index.exists() else None
+        if have is not None and have != config.data.synthetic_examples:
+            log(f"WARNING: {data_dir} holds {have} synthetic faces, the config asks for "
+                f"{config.data.synthetic_examples}: generating them again")
+        if have != config.data.synthetic_examples:
+            logging.info("generating %d synthetic faces into %s",
+                         config.data.synthetic_examples, data_dir)
+            synthetic.write_synthetic_shards(data_dir, face_model, layout,
+                                             config.data.synthetic_examples, seed=config.seed,
+                                             condition=config.data.synthetic_condition,
+                                             size=config.image_size, overwrite=True)
+    else:
+        data_dir = pathlib.Path(config.data.dir)
+    dataset = data.Dataset(data_dir)
+    if dataset.image_size != config.image_size:
+        raise cli.UsageError(f"{data_dir} holds {dataset.image_size} px images, the config "
+                             f"trains at {config.image_size} px: set --config.image_size")
+    return dataset
+
+
+def held_out_report(config: ml_collections.ConfigDict, workdir, face_model) -> dict:
+    """R-Net of `workdir` on config.eval_examples held-out generated faces (another seed than
+    training's): landmark NME and shape RMSE against the mean face's."""
+    from facerecon_jax import synthetic  # noqa: PLC0415
+    layout = CoeffLayout.for_model(face_model, config.light)
+    held = synthetic.generate(face_model, layout, config.eval_examples,
+                              seed=config.seed + 10_000,
+                              condition=config.data.synthetic_condition, size=config.image_size)
+    predict, _ = load_predictor(workdir)
+    return evaluate_synthetic(predict, face_model, layout, held, training_camera(config))

@@ -62,41 +62,19 @@ def main(argv):
     if _COORD.value or (_NPROC.value or 1) > 1:
         jax.distributed.initialize(coordinator_address=_COORD.value,
                                    num_processes=_NPROC.value, process_id=_PID.value)
-    from facerecon_jax import data, export, face_embedding, synthetic, train
-    from facerecon_jax.coefficients import CoeffLayout
+    from facerecon_jax import export, face_embedding, train
     from facerecon_jax.model_loading import load_face_model
 
+    def log(msg):
+        if jax.process_index() == 0:
+            print(msg, flush=True)
     face_model = load_face_model(cfg.face_model)
-    layout = CoeffLayout.for_model(face_model, cfg.light)
-    if cfg.data.synthetic_examples:
-        data_dir = workdir / f"synthetic_{cfg.data.synthetic_condition}_{cfg.image_size}"
-        index = data_dir / "index.json"
-        have = json.loads(index.read_text())["num_examples"] if index.exists() else None
-        if have is not None and have != cfg.data.synthetic_examples:
-            print(f"WARNING: {data_dir} holds {have} synthetic faces, the config asks for "
-                  f"{cfg.data.synthetic_examples}: generating them again", flush=True)
-        if have != cfg.data.synthetic_examples:
-            logging.info("generating %d synthetic faces into %s", cfg.data.synthetic_examples,
-                         data_dir)
-            synthetic.write_synthetic_shards(data_dir, face_model, layout,
-                                             cfg.data.synthetic_examples, seed=cfg.seed,
-                                             condition=cfg.data.synthetic_condition,
-                                             size=cfg.image_size, overwrite=True)
-    else:
-        data_dir = pathlib.Path(cfg.data.dir)
-    dataset = data.Dataset(data_dir)
-    if dataset.image_size != cfg.image_size:
-        raise cli.UsageError(f"{data_dir} holds {dataset.image_size} px images, the config "
-                             f"trains at {cfg.image_size} px: set --config.image_size")
+    dataset = train.training_data(cfg, workdir, face_model, log)
     embed = face_embedding.load_face_embedding() if cfg.perceptual else None
     writer = None
     if jax.process_index() == 0:
         from tensorboardX import SummaryWriter
         writer = SummaryWriter(str(workdir / "tensorboard"))
-
-    def log(msg):
-        if jax.process_index() == 0:
-            print(msg, flush=True)
     try:
         result = train.train_and_evaluate(cfg, str(workdir), dataset, face_model, embed,
                                           max_steps=_MAX_STEPS.value, log=log,
@@ -106,11 +84,7 @@ def main(argv):
         print(f"facerecon-train: error: {e}", file=sys.stderr)
         return 3
     if cfg.eval_examples and jax.process_index() == 0 and result.step >= cfg.num_steps:
-        held = synthetic.generate(face_model, layout, cfg.eval_examples, seed=cfg.seed + 10_000,
-                                  condition=cfg.data.synthetic_condition, size=cfg.image_size)
-        predict, _ = train.load_predictor(workdir)
-        _, _, _, camera = train.make_training(cfg, face_model, None, None)
-        report = train.evaluate_synthetic(predict, face_model, layout, held, camera)
+        report = train.held_out_report(cfg, workdir, face_model)
         export.write_text(workdir / "eval.json", json.dumps(report, indent=2))
         log("held-out synthetic faces: " + json.dumps(report))
     return 0
