@@ -12,9 +12,8 @@ trans_params).  Synthetic: `--synthetic N` rendered faces with ground-truth coef
 "skipped" in index.json with the reason, and the run goes on; the exit status is 0 when anything
 was written, 1 when nothing could be.
 """
-import sys
 
-from absl import flags, logging
+from absl import flags
 
 from facerecon_jax import cli
 
@@ -44,39 +43,11 @@ TOOL = cli.Tool("facerecon-prepare-data", __doc__)
 
 
 def _photos(out_dir, model, bar_cls) -> int:
-    import numpy as np
-
-    from facerecon_jax import data, detection, reconstruct
-
-    sources = list(reconstruct.iter_sources(_INPUT.value, _VIDEO_EVERY.value, _MAX_FRAMES.value))
-    writer = data.ShardWriter(out_dir, _SHARD_SIZE.value, source="photos",
-                              metadata={"face_model": model.info.get("name", ""),
-                                        "inputs": list(_INPUT.value)},
-                              overwrite=_OVERWRITE.value)
-    if not sources:
-        logging.error("no images or videos found in %s", _INPUT.value)
-    detector = detection.FaceDetector()
-    bar = bar_cls(len(sources), unit="image")
-    for src in sources:
-        try:
-            faces = reconstruct.prepare(src, model, detector, _FACES.value)
-        except (detection.ImageReadError, detection.NoFaceError, detection.LandmarkFileError,
-                ValueError) as e:
-            reason = str(e)
-        except Exception as e:  # noqa: BLE001 - one bad file must not stop the run
-            reason = f"{type(e).__name__}: {e}"
-        else:
-            reason = None
-            for f in faces:
-                writer.add({"image": f.crop, "landmarks": f.lm68_crop,
-                            "attention": f.attention, "name": f.name,
-                            "trans_params": np.asarray(f.align.to_array(), np.float32)})
-        if reason is not None:
-            writer.skip(src.path, reason)
-            sys.stderr.write(f"\nskipped {src.path}: {reason}\n")
-        bar.update(1, note=f"{writer.num_examples} faces, {len(writer.skipped)} skipped")
-    bar.close()
-    index = writer.close()
+    from facerecon_jax import photo_shards
+    index = photo_shards.write_photo_shards(
+        _INPUT.value, out_dir, model, shard_size=_SHARD_SIZE.value, faces=_FACES.value,
+        video_every=_VIDEO_EVERY.value, max_frames=_MAX_FRAMES.value,
+        overwrite=_OVERWRITE.value, progress=bar_cls)
     for s in index["skipped"]:
         print(f"SKIPPED {s['source']}: {s['reason']}")
     return index["num_examples"]
