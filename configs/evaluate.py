@@ -17,6 +17,8 @@ def get_config():
     c.fit = reconstruct.get_config()
     c.joint = ml_collections.ConfigDict({"shared": ("id", "tex")})
     c.joint_batch_size = 16
+    c.joint_per_condition = False  # joint fits per condition too (All always: every picture)
+    c.oracle_images = 2            # pictures per person for the true-landmark row (0: all)
     c.n_people = 20                # held-out people
     c.images_per_person = 5
     c.conditions = ("cooperative", "indoor", "outdoor")
@@ -30,21 +32,19 @@ def get_config():
     # the ablation table (a subset of the people; 0 people = no ablation)
     c.ablation_people = 0          # facerecon-evaluate --config.ablation_people=5 runs it
     c.ablation_images = 2
+    c.ablation_perceptual = False  # + the perceptual term (4-6x the time of a fit)
     c.ablations = ml_collections.ConfigDict({
         "defaults": {},
         "ground-truth landmarks": {"true_landmarks": True},
         "landmarks only (no photometric stage)": {"steps": 0},
-        "+ perceptual": {"perceptual": True},
-        "paper loss (landmarks x16, nose/mouth 20, prior x1, no L1)": {
-            "landmark_scale": 1.0, "nose_mouth_weight": 20.0, "prior_scale": 1.0,
-            "exp_l1": 0.0},
-        "landmarks x16 (paper weight)": {"landmark_scale": 1.0},
-        "no expression L1": {"exp_l1": 0.0},
+        "no expression L1 (the paper's loss)": {"exp_l1": 0.0},
         "expression held neutral": {"expression": "neutral"},
-        "identity prior x1 (paper)": {"prior_scale": 1.0},
+        "landmarks /16, nose and mouth 1": {"landmark_scale": 1.0 / 16,
+                                            "nose_mouth_weight": 1.0},
+        "identity prior x2": {"prior_scale": 2.0},
         "jaw contour off": {"contour_weight": 0.0},
         "learned landmark embedding": {"landmark_map": "learned"},
-        "hybrid steps 300": {"steps": 300},
+        "hybrid 200 steps at lr 2e-2 (the paper's schedule)": {"steps": 200, "lr": 0.02},
         "mono light": {"light": "mono"},
     })
     return c

@@ -23,11 +23,10 @@ def get_config():
     # the paper's loss is exp_l1 0, landmark_scale 1, nose_mouth_weight 20, prior_scale 1)
     c.expression = "free"          # "neutral": blendshapes held at 0 (photos known neutral)
     c.exp_l1 = 0.01                # L1 weight on blendshape weights: unused ones stay at 0
-    c.landmark_scale = 1.0 / 16    # multiplies the paper's landmark weight: detected points are
-                                   # biased against the model's landmark vertices, so after the
-                                   # landmark stage the photo leads
-    c.nose_mouth_weight = 1.0      # per-landmark weight of nose and inner mouth (paper: 20)
-    c.prior_scale = 2.0            # multiplies the coefficient regulariser (paper: 1)
+    c.landmark_scale = 1.0         # multiplies the paper's landmark weight (the synthetic
+                                   # benchmark prefers 1/16; real photos then lose alignment)
+    c.nose_mouth_weight = 20.0     # per-landmark weight of nose and inner mouth (paper: 20)
+    c.prior_scale = 1.0            # multiplies the coefficient regulariser (paper: 1)
     c.contour_weight = 1.0         # per-landmark weight of the 17 jaw-contour points
     c.landmark_map = "model"       # "model": the face model's landmark vertices; "learned":
                                    # the shipped embedding of dlib's points (landmark_embedding)

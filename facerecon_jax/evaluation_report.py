@@ -31,9 +31,10 @@ def _cell(values, base: Optional[float]) -> str:
 def tables(res: dict) -> Dict[str, List[str]]:
     """Markdown lines of Table 1 (single image) and Table 2 (multi-image)."""
     conds = res["conditions"]
-    n_p, j = res["n_people"], res["images_per_person"]
-    person = np.repeat(np.arange(n_p), j)
-    single = {m: {c: person_means(v[c], person, n_p) for c in conds}
+    n_p = res["n_people"]
+    # (a row may hold a subset: the same number of pictures of every person, in person order)
+    single = {m: {c: person_means(v[c], np.repeat(np.arange(n_p), len(v[c]) // n_p), n_p)
+                  for c in conds}
               for m, v in res["single"].items()}
     base = {c: float(np.mean(single["mean face"][c])) for c in conds}
     all_single = {m: [float(np.mean([v[c][p] for c in conds])) for p in range(n_p)]
@@ -48,13 +49,14 @@ def tables(res: dict) -> Dict[str, List[str]]:
         t1.append(f"| external meshes ({cond}, {len(by_pic)}) | "
                   + " | ".join(_cell(list(by_pic.values()), base[cond]) if c == cond else ""
                                for c in conds) + " | |")
-    cols = conds + (["All"] if "All" in next(iter(res["multi"].values())) else [])
+    cols = conds + (["All"] if "All" in res["multi"]["mean face"] else [])
     mbase = {c: float(np.mean(res["multi"]["mean face"][c])) for c in cols}
     t2 = ["| Method | " + " | ".join(c.capitalize() for c in cols) + " |",
           "|---|" + "---|" * len(cols)]
     order = ["mean face"] + [m for m in res["multi"] if m not in ("mean face", FLOOR)] + [FLOOR]
     for m in order:
-        t2.append(f"| {m} | " + " | ".join(_cell(res["multi"][m][c], mbase[c]) for c in cols)
+        t2.append(f"| {m} | " + " | ".join(_cell(res["multi"][m][c], mbase[c])
+                                            if c in res["multi"][m] else "–" for c in cols)
                   + " |")
     return {"single": t1, "multi": t2}
 
@@ -105,7 +107,11 @@ def write_report(res: dict, cfg, workdir, model=None, command: str = "",
         "", "*joint fit*: one optimisation over all of a person's pictures, one identity and "
         "texture, per-picture pose, expression and light. The other rows aggregate the "
         "single-image fits: shape averaging (mean), median, k-means per person (largest of 2 "
-        "clusters), k-means in the paper's mode (identities unknown, K = number of people).",
+        "clusters; \"shape only\": clustered on the identity coefficients alone), k-means in "
+        "the paper's mode (identities unknown, K = number of people). The joint fit runs over "
+        "all conditions together (All) unless `joint_per_condition`; *fitting, true "
+        f"landmarks* uses the first {cfg.oracle_images or res['images_per_person']} pictures "
+        "of each person.",
         "", "Paper (MICC Florence, real scans, BFM): single image 1.65 / 1.66 / 1.69 mm; "
         "multi-image 1.59 / 1.61 / 1.62, All 1.54 mm. Different face model and faces: compare "
         "rows with each other and with the mean-face and floor rows, not with the paper.", ""]

@@ -10,6 +10,7 @@ the benchmark itself (<workdir>/benchmark/<condition>/*.png, scans/person<k>.ply
 other tools can be scored (--config.external_meshes). With --config.ablation_people N, the
 ablation table of configs/evaluate.py's variants on N of the people.
 """
+import json
 import os
 import sys
 
@@ -33,18 +34,23 @@ TOOL = cli.Tool("facerecon-evaluate", __doc__, {
 
 def main(argv):
     del argv
-    from facerecon_jax import evaluation, evaluation_report, progress
+    from facerecon_jax import evaluation, evaluation_report, export, progress
     from facerecon_jax.model_loading import load_face_model
 
     cfg = _CONFIG.value
     wd = cli.output_dir(_WORKDIR.value, "--workdir")
-    n_fits = len(cfg.conditions) * cfg.n_people * cfg.images_per_person
-    bar = progress.Progress(n_fits * (3 if len(cfg.conditions) == 1 else 4), unit="fit")
+    n_cond = len(cfg.conditions)
+    j = cfg.images_per_person
+    oracle = min(cfg.oracle_images, j) if cfg.oracle_images > 0 else j
+    per_cond = cfg.n_people * (j + oracle + (j if cfg.joint_per_condition else 0))
+    bar = progress.Progress(n_cond * per_cond + (n_cond * cfg.n_people * j if n_cond > 1 else 0),
+                            unit="fit")
 
     def log(msg):
         sys.stderr.write("\n" + msg + "\n")
     res = evaluation.run_benchmark(cfg, wd, log=log, progress=bar.update)
     bar.close()
+    export.write_text(wd / "results_benchmark.json", json.dumps(res))   # before the ablation
     ablation = evaluation.run_ablation(cfg, log=log) if cfg.ablation_people else None
     report = evaluation_report.write_report(res, cfg, wd, load_face_model(cfg.fit.model),
                                             " ".join(["facerecon-evaluate"] + sys.argv[1:]),
