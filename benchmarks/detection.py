@@ -6,7 +6,8 @@ Test photos from the two public-domain photos that ship with scikit-image and ma
 (astronaut, Grace Hopper): as they are, rotated (+-25, +-40 degrees), scaled (0.5x, 2x), partly
 covered (a dark band over the forehead and one eye, as hair; a block over the lower face), and
 groups of both people at different sizes on one canvas (the main face large and tilted by 40
-degrees with hair over it, or by 45; the other small and upright; and one group all upright). The true faces are the originals' detected 68 landmarks moved with the photo.
+degrees with hair over it, or by 45; the other small and upright; and one group all upright).
+The true faces are the originals' detected 68 landmarks moved with the photo.
 
 For each detector policy: main-face recall (`faces="largest"` picks a face whose box centre lies
 in the main face's landmark box), all-face recall (true faces found by any box), false boxes,

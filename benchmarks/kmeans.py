@@ -144,7 +144,8 @@ def main(argv=None):
               f"{r['ours_n_iter'][0]:>4}/{r.get('sklearn_n_iter', [-1])[0]:<4}")
     summary = dict(
         benchmark="kmeans", quick=args.quick, noise=args.noise, max_iter=args.max_iter,
-        tol=args.tol, seed=args.seed, repeats=args.repeats, jax=jax.__version__, jax_backend=jax.default_backend(),
+        tol=args.tol, seed=args.seed, repeats=args.repeats, jax=jax.__version__,
+        jax_backend=jax.default_backend(),
         sklearn=sklearn.__version__, sklearn_threadpools=sk_threads, cpu_count=os.cpu_count(),
         machine=platform.machine(), load_avg_before=load_before, cases=rows)
     summary["load_avg_end"] = os.getloadavg()

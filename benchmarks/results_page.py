@@ -1,6 +1,7 @@
 """Results page: load time in headless Chromium and output size per face.
 
-  facerecon-example-photos --output_dir photos && facerecon-reconstruct --input photos --output_dir out
+  facerecon-example-photos --output_dir photos
+  facerecon-reconstruct --input photos --output_dir out
   python benchmarks/results_page.py --source out [--faces 20] [--runs 3]
 
 Builds a `--faces`-face reconstruct folder from the faces in `--source` (their files copied

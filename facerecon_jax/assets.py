@@ -16,7 +16,8 @@ CACHE_ENV = "FACERECON_CACHE"
 _HOW_TO_GET = {
     "ict_facekit": (
         "ICT Face Model Light data (ict_facekit_light.npz, vertex_indices.json, LICENSE) from the "
-        "ICT-FaceKit repository (MIT), laid out as described in shared/assets/ict_facekit/README.md "
+        "ICT-FaceKit repository (MIT), laid out as described in "
+        "shared/assets/ict_facekit/README.md "
         "(or a clone of https://github.com/ICT-VGL/ICT-FaceKit at commit da5f95a as "
         "ICT-FaceKit/ beside it: see the README's Face models section)"
     ),
@@ -55,7 +56,8 @@ def asset_path(*parts: str) -> pathlib.Path:
         raise AssetMissingError(
             f"missing asset: {path}\n"
             f"  facerecon-jax looks for assets in ${ASSETS_ENV} (now "
-            f"{os.environ.get(ASSETS_ENV, 'unset')}), else in ../shared/assets beside the checkout.\n"
+            f"{os.environ.get(ASSETS_ENV, 'unset')}), else in ../shared/assets beside the "
+            "checkout.\n"
             f"  Put {how} there, or point {ASSETS_ENV} at a folder that has {'/'.join(parts)}.")
     return path
 

@@ -149,7 +149,8 @@ class Chromium:
     def _event(self, msg: dict) -> None:
         method, p = msg.get("method"), msg.get("params", {})
         if method == "Runtime.consoleAPICalled":
-            text = " ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", []))
+            text = " ".join(str(a.get("value", a.get("description", "")))
+                            for a in p.get("args", []))
             self.console.append((p.get("type"), text))
             if p.get("type") in ("error", "assert"):
                 self.errors.append(f"console.{p.get('type')}: {text}")

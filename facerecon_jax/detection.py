@@ -458,7 +458,8 @@ class FaceDetector:
             box = tuple(float(v * factor) for v in box)
             if detector == "cnn":
                 box = hog_like_box(box)
-            faces.append(Face(box=box, score=float(score), landmarks68=self.landmarks_in_box(img, box),
+            faces.append(Face(box=box, score=float(score),
+                              landmarks68=self.landmarks_in_box(img, box),
                               detector=detector))
         faces.sort(key=lambda f: -f.score)
         return faces

@@ -116,8 +116,8 @@ def glb_bytes(vertices, triangles, normals, uv, texture, name: str = "face",
               jpeg_quality: int = 90) -> bytes:
     """A binary glTF 2.0 file: one mesh with positions, normals, texture coordinates (given v
     up as in OBJ; stored flipped, glTF's origin is the image's top left), uint32 indices, and
-    one PBR material (not metallic, fully rough) whose base colour is `texture` ((H, W, 3) uint8 or float in
-    [0, 1]), embedded as JPEG. Vertex attributes are per vertex: split UV seams first
+    one PBR material (not metallic, fully rough) whose base colour is `texture` ((H, W, 3) uint8
+    or float in [0, 1]), embedded as JPEG. Vertex attributes are per vertex: split UV seams first
     (`uv_layout.UVLayout.split_seams`)."""
     import io
     import json

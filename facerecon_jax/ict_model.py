@@ -349,10 +349,11 @@ def _regions(mean_shape, landmarks):
                      [lm[26, 0], brow_top + 0.45 * face_h], [lm[17, 0], brow_top + 0.45 * face_h]])
     below_eye = lm[[40, 41, 46, 47], 1].min() - 0.08 * face_h
     above_mouth = lm[[48, 54], 1].max() + 0.02 * face_h
-    cheek_l = np.array([[lm[2, 0] + 0.05 * face_h, below_eye], [lm[31, 0] - 0.05 * face_h, below_eye],
-                        [lm[31, 0] - 0.05 * face_h, above_mouth], [lm[3, 0] + 0.1 * face_h, above_mouth]])
-    cheek_r = np.array([[lm[35, 0] + 0.05 * face_h, below_eye], [lm[14, 0] - 0.05 * face_h, below_eye],
-                        [lm[13, 0] - 0.1 * face_h, above_mouth], [lm[35, 0] + 0.05 * face_h, above_mouth]])
+    d = 0.05 * face_h
+    cheek_l = np.array([[lm[2, 0] + d, below_eye], [lm[31, 0] - d, below_eye],
+                        [lm[31, 0] - d, above_mouth], [lm[3, 0] + 2 * d, above_mouth]])
+    cheek_r = np.array([[lm[35, 0] + d, below_eye], [lm[14, 0] - d, below_eye],
+                        [lm[13, 0] - 2 * d, above_mouth], [lm[35, 0] + d, above_mouth]])
     nose = np.array([lm[27] + [-0.06 * face_h, 0], lm[27] + [0.06 * face_h, 0], lm[35], lm[33],
                      lm[31]])
     skin = np.zeros(len(xy), bool)

@@ -36,7 +36,8 @@ def barycentrics(screen, triangles, tri_id) -> PixelTriangles:
     x, y, z = v[..., 0], v[..., 1], v[..., 2]                            # (B, H, W, 3)
 
     def edge(i, j):
-        return (x[..., j] - x[..., i]) * (py - y[..., i]) - (y[..., j] - y[..., i]) * (px - x[..., i])
+        return ((x[..., j] - x[..., i]) * (py - y[..., i])
+                - (y[..., j] - y[..., i]) * (px - x[..., i]))
 
     e = jnp.stack([edge(1, 2), edge(2, 0), edge(0, 1)], axis=-1)
     area = jnp.sum(e, axis=-1, keepdims=True)

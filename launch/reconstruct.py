@@ -20,7 +20,8 @@ from absl import flags
 from facerecon_jax import cli
 
 _CONFIG = cli.define_config(
-    "facerecon-reconstruct", os.path.join(os.path.dirname(__file__), "..", "configs", "reconstruct.py"),
+    "facerecon-reconstruct",
+    os.path.join(os.path.dirname(__file__), "..", "configs", "reconstruct.py"),
     "Reconstruction config (configs/reconstruct.py); override with --config.steps=100 etc.")
 _INPUT = flags.DEFINE_multi_string("input", None, "Image files, folders or videos (repeatable).")
 _OUT = flags.DEFINE_string("output_dir", "out", "Where to write results.")

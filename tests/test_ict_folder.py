@@ -8,8 +8,10 @@ import pytest
 
 from facerecon_jax import assets, face_model, ict_model
 
-HEADER = "#" * 40 + "\n# ICT FaceKit (fake, for tests)\n" + "#" * 40 + "\n\nmtllib ICTFaceModelMaterial.mtl\n"
-EXPRESSIONS = ["jawOpen", "browDown_L", "mouthSmile_R"]     # vertex_indices.json's order, not sorted
+HEADER = ("#" * 40 + "\n# ICT FaceKit (fake, for tests)\n" + "#" * 40
+          + "\n\nmtllib ICTFaceModelMaterial.mtl\n")
+# vertex_indices.json's order, not sorted
+EXPRESSIONS = ["jawOpen", "browDown_L", "mouthSmile_R"]
 N_V = 80
 
 
@@ -169,7 +171,8 @@ def test_real_mesh_obj_folder_and_npz_give_the_same_model(tmp_path, monkeypatch)
     prep = tmp_path / "prepared"
     prep.mkdir()
     np.savez(prep / "ict_facekit_light.npz", neutral=real["neutral"],
-             identity_deltas=real["identity_deltas"][:n], expression_deltas=real["expression_deltas"][:n],
+             identity_deltas=real["identity_deltas"][:n],
+             expression_deltas=real["expression_deltas"][:n],
              expression_names=real["expression_names"][:n], landmarks68=real["landmarks68"])
     for name in ("generic_neutral_mesh.obj", "LICENSE"):
         (prep / name).symlink_to(_REAL / name)

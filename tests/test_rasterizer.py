@@ -43,7 +43,8 @@ def _depth_of(screen, tri, ids):
     x, y, z = v[..., 0], v[..., 1], v[..., 2]
 
     def e(i, j):
-        return (x[..., j] - x[..., i]) * (py - y[..., i]) - (y[..., j] - y[..., i]) * (px - x[..., i])
+        return ((x[..., j] - x[..., i]) * (py - y[..., i])
+                - (y[..., j] - y[..., i]) * (px - x[..., i]))
     w_ = np.stack([e(1, 2), e(2, 0), e(0, 1)], -1)
     b = w_ / w_.sum(-1, keepdims=True)
     return ref_ids, 1.0 / np.sum(b / z, -1)

@@ -106,7 +106,8 @@ def test_viewer_shows_the_face(page_dir):
         for _ in range(3):
             b.wheel(x + bw / 2, y + bh / 2, -200)
         b.evaluate(FRAME)
-        assert _face_pixels(_box(b, "#viewer-alpha", "zoomed")).mean() > _face_pixels(turned).mean() + 0.05
+        zoomed = _face_pixels(_box(b, "#viewer-alpha", "zoomed")).mean()
+        assert zoomed > _face_pixels(turned).mean() + 0.05
         # the other face, textured again
         b.evaluate("document.querySelector('.viewer-modes button[data-mode=textured]').click()")
         b.evaluate("document.querySelector('[data-show=beta]').click()")
