@@ -137,17 +137,6 @@ def detail_field(head: Head, base: np.ndarray, rng: np.random.Generator, rms_dm:
     return (field * (rms_dm / max(rms, 1e-12))).astype(np.float32)
 
 
-def _near_polyline(points: np.ndarray, line: np.ndarray, radius: float) -> np.ndarray:
-    """exp(-d^2 / 2 r^2) with d the distance of each 3D point to a polyline."""
-    a, b = line[:-1], line[1:]
-    ab = b - a
-    t = np.clip(np.einsum("vsk,sk->vs", points[:, None, :] - a[None], ab)
-                / np.maximum(np.sum(ab * ab, 1), 1e-12), 0, 1)
-    closest = a[None] + t[..., None] * ab[None]
-    d = np.min(np.linalg.norm(points[:, None, :] - closest, axis=-1), axis=1)
-    return np.exp(-0.5 * (d / radius) ** 2)
-
-
 def _smooth_noise(points: np.ndarray, rng, scale: float, n: int = 24) -> np.ndarray:
     """A smooth random scalar field on 3D points (sum of random Gaussian blobs), ~N(0, 1)."""
     centres = points[rng.choice(len(points), n, replace=False)]
@@ -178,11 +167,11 @@ def skin_albedo(head: Head, shape: np.ndarray, rng: np.random.Generator) -> np.n
     skin = skin * (1 - redness) + skin * red * redness
     # brows and lips
     hair = np.array([0.10, 0.07, 0.05]) * rng.uniform(0.6, 3.0)
-    brows = np.maximum(_near_polyline(shape, lm[17:22], 0.045 * face_h),
-                       _near_polyline(shape, lm[22:27], 0.045 * face_h))
+    brows = np.maximum(ict_model.near_polyline(shape, lm[17:22], 0.045 * face_h),
+                       ict_model.near_polyline(shape, lm[22:27], 0.045 * face_h))
     brows = np.clip(brows * rng.uniform(0.6, 0.95), 0, 1)[:, None]
     skin = skin * (1 - brows) + hair * brows
-    lips = _near_polyline(shape, np.concatenate([lm[48:60], lm[48:49]]), 0.035 * face_h)
+    lips = ict_model.near_polyline(shape, np.concatenate([lm[48:60], lm[48:49]]), 0.035 * face_h)
     lips = np.clip(lips * 1.2, 0, 1)[:, None]
     skin = skin * (1 - lips) + tone * np.array([0.85, 0.55, 0.55]) * lips
     # moles

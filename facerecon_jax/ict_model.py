@@ -367,6 +367,17 @@ def _regions(mean_shape, landmarks):
     return skin, front_v
 
 
+def near_polyline(points: np.ndarray, line: np.ndarray, radius: float) -> np.ndarray:
+    """exp(-d^2 / 2 r^2), d the distance of each point (V, k) to a polyline (S, k), any k."""
+    a, b = line[:-1], line[1:]
+    ab = b - a
+    t = np.clip(np.einsum("vsk,sk->vs", points[:, None, :] - a[None], ab)
+                / np.maximum(np.sum(ab * ab, 1), 1e-12), 0, 1)
+    closest = a[None] + t[..., None] * ab[None]
+    d = np.min(np.linalg.norm(points[:, None, :] - closest, axis=-1), axis=1)
+    return np.exp(-0.5 * (d / radius) ** 2)
+
+
 def _synthetic_texture(mean_shape, tris, landmarks, n_modes, seed=0):
     """Mean skin albedo and `n_modes` smooth colour modes (V, 3) each, std-scaled."""
     v = len(mean_shape)
@@ -375,14 +386,7 @@ def _synthetic_texture(mean_shape, tris, landmarks, n_modes, seed=0):
     face_h = lm[36:48, 1].mean() - lm[8, 1]
 
     def near(polyline, radius):
-        """Gaussian falloff with the distance to a polyline of 2D points."""
-        a, b = polyline[:-1], polyline[1:]
-        ab = b - a
-        t = np.clip(np.einsum("vsk,sk->vs", xy[:, None, :] - a[None], ab)
-                    / np.maximum(np.sum(ab * ab, 1), 1e-12), 0, 1)
-        closest = a[None] + t[..., None] * ab[None]
-        d = np.min(np.linalg.norm(xy[:, None, :] - closest, axis=-1), axis=1)
-        return np.exp(-0.5 * (d / radius) ** 2)
+        return near_polyline(xy, polyline, radius)
 
     skin = np.array([0.73, 0.55, 0.46])
     albedo = np.tile(skin, (v, 1))
