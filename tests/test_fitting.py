@@ -28,18 +28,24 @@ def test_fitting_recovers_a_planted_face(default_model):
     target = renderer.render(m, truth, lay, renderer.RenderConfig(camera=cfg.camera), bg)
     batch = fitting.prepare_batch(target["image"], target["landmarks"], jnp.ones((2, size, size)))
     x, hist = fitting.fit(m, lay, batch, cfg)
-    assert hist["landmarks"]["lan"].shape == (80, 2)
-    assert np.all(hist["landmarks"]["lan"][-1] < 0.05 * hist["landmarks"]["lan"][0])
-    assert np.all(hist["hybrid"]["photo"][-1] < hist["hybrid"]["photo"][0])
+    # bounds: what the solver reaches on this problem (in brackets), with a modest margin
+    lan, photo = hist["landmarks"]["lan"], hist["hybrid"]["photo"]
+    assert lan.shape == (80, 2)
+    assert np.all(lan[-1] < 0.02 * lan[0]), lan[-1] / lan[0]                # [0.011, 0.007]
+    assert np.all(photo[-1] < 0.75 * photo[0]), photo[-1] / photo[0]        # [0.26, 0.58]
+    assert np.mean(photo[-1] / photo[0]) < 0.55, photo[-1] / photo[0]       # [0.42]
     fitted = lay.split(x)
     s_true = morphable.shape(m, parts["id"], parts["exp"])
     s_fit = morphable.shape(m, fitted["id"], fitted["exp"])
     s_mean = jnp.broadcast_to(m.mean_shape, s_true.shape)
-    err_fit = float(jnp.sqrt(jnp.mean((s_fit - s_true) ** 2)))
-    err_mean = float(jnp.sqrt(jnp.mean((s_mean - s_true) ** 2)))
-    assert err_fit < 0.7 * err_mean, (err_fit, err_mean)
+    err_fit = np.sqrt(np.mean(np.asarray(s_fit - s_true) ** 2, axis=(1, 2)))
+    err_mean = np.sqrt(np.mean(np.asarray(s_mean - s_true) ** 2, axis=(1, 2)))
+    assert np.all(err_fit < 0.8 * err_mean), err_fit / err_mean             # [0.62, 0.74]
+    assert np.mean(err_fit) < 0.7 * np.mean(err_mean), err_fit / err_mean   # [0.67]
     np.testing.assert_allclose(np.asarray(fitted["angles"]), np.asarray(parts["angles"]),
-                               atol=0.05)
+                               atol=0.05)                                   # [0.041]
+    np.testing.assert_allclose(np.asarray(fitted["trans"])[:, :2],
+                               np.asarray(parts["trans"])[:, :2], atol=0.03)  # [0.016]
 
 
 def _tiny_problem(model, size=48, b=2, seed=0):

@@ -103,12 +103,15 @@ def test_soft_mode_gives_silhouette_gradients_hard_mode_does_not(small_grid, bac
         loss = jax.jit(loss)
         grads[soft] = np.asarray(jax.grad(loss)(x))[0]
         if soft:
-            shift = jnp.zeros_like(x).at[0, t_x].set(0.02)      # about 2 px
-            fd = (float(loss(x + shift)) - float(loss(x - shift))) / 0.04
+            # the rendered loss is a staircase in t_x, one step per pixel column crossed
+            # (1 px = 0.05 here): a central difference over 1.5 px either side spans 3 steps
+            # and ends mid-step, so it is the loss's mean slope over those pixels
+            shift = jnp.zeros_like(x).at[0, t_x].set(0.075)
+            fd = (float(loss(x + shift)) - float(loss(x - shift))) / 0.15
     assert np.abs(grads[False][t_x]) < 1e-6
     assert grads[True][t_x] < 0 and fd < 0
-    # same sign and order of magnitude as a finite difference over a few pixels
-    assert 0.2 < grads[True][t_x] / fd < 5, (grads[True][t_x], fd)
+    # the soft gradient is that slope to within 15% (0.925 measured, both backends)
+    assert 0.85 < grads[True][t_x] / fd < 1.15, (grads[True][t_x], fd)
     # silhouette gradients exist only at the border: a pure translation of a flat face does not
     # change interior pixels, so the hard gradient w.r.t. every pose entry vanishes too
     assert np.all(np.abs(grads[False][lay.slices()["trans"]]) < 1e-6)

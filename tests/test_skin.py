@@ -12,7 +12,6 @@ GREEN_RGB = (50, 170, 70)
 
 @pytest.fixture(scope="module")
 def astronaut_landmarks():
-    pytest.importorskip("dlib")
     import skimage.data
     from facerecon_jax import detection
     img = skimage.data.astronaut()

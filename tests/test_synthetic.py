@@ -63,7 +63,23 @@ def test_shapes_landmarks_masks(setup, batch):
     covered = (occ * batch["face_mask"]).sum((1, 2)) / batch["face_mask"].sum((1, 2))
     assert np.all(covered <= 0.3 + 1e-6)
     assert (covered > 0).sum() >= 3          # occlusion_prob = 1: most draws hit the face
-    # the occluded pixels changed, the rest of the face is the render
+    # the occluded pixels changed, the rest of the image is the render: compare, without the
+    # pixel noise, with the same draws rendered unoccluded (occlusion_prob only gates the draw)
+    kw = dict(seed=3, condition="indoor", size=SIZE, batch_size=4)
+    quiet = synthetic.generate(model, lay, n, occlusion_prob=1.0, noise=0.0, **kw)
+    clean = synthetic.generate(model, lay, n, occlusion_prob=0.0, noise=0.0, **kw)
+    np.testing.assert_array_equal(quiet["occlusion_mask"], occ)
+    np.testing.assert_array_equal(clean["coeffs"], batch["coeffs"])
+    assert not clean["occlusion_mask"].any()
+    inside = occ > 0
+    changed = np.any(quiet["image"] != clean["image"], axis=-1)
+    assert inside.sum() > 0
+    np.testing.assert_array_equal(quiet["image"][~inside], clean["image"][~inside])
+    assert changed[inside].all()
+    # the light pixel noise (sigma <= 0.02) is on top of that, everywhere
+    noise = batch["image"].astype(np.float32) - quiet["image"]
+    assert np.all(noise.std((1, 2, 3)) > 0) and np.all(noise.std((1, 2, 3)) < 0.02 * 255 * 1.2)
+    assert np.abs(noise.mean()) < 0.5
     verts = synthetic.gt_vertices(model, lay, batch["coeffs"])
     assert verts.shape == (n, model.n_vertices, 3)
     np.testing.assert_allclose(synthetic.gt_vertices(model, lay, batch["coeffs"][0]), verts[0],

@@ -9,6 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from configs import debug
 from facerecon_jax import data, grid_model, rnet, synthetic, train
 from facerecon_jax.coefficients import CoeffLayout
 
@@ -16,12 +17,13 @@ SIZE = 32
 
 
 def tiny_config(**kw):
-    c = ml_collections.ConfigDict(dict(
-        arch="resnet18", width=4, light="mono", image_size=SIZE, loss_weights="paper",
-        perceptual=False, render_backend="scatter", batch_size=8, learning_rate=1e-3,
-        lr_decay_epochs=0, lr_decay_factor=0.2, num_steps=4, num_epochs=0, log_every=2,
-        checkpoint_every=2, keep_checkpoints=5, seed=0, backbone_checkpoint="",
-        data=ml_collections.ConfigDict(dict(augment=True)), eval_examples=0))
+    """configs/debug.py (the smallest shipped config), shrunk: what the tests change is named."""
+    c = debug.get_config()
+    c.update(dict(width=4, light="mono", image_size=SIZE, batch_size=8, learning_rate=1e-3,
+                  num_steps=4, log_every=2, checkpoint_every=2, keep_checkpoints=5,
+                  eval_examples=0))
+    c.data.synthetic_examples = 0          # the tests pass their own (tiny) dataset
+    c.data.augment = True                  # exercise the augmentation path
     c.update(kw)
     return c
 
