@@ -83,7 +83,8 @@ class _PoisonedDataset:
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
     model, ds = tiny
     cfg = tiny_config(num_steps=6, checkpoint_every=2)
-    with pytest.raises(train.TrainingDivergedError, match=r"step 4.*last good checkpoint \(step 2\)"):
+    with pytest.raises(train.TrainingDivergedError,
+                       match=r"step 4.*last good checkpoint \(step 2\)"):
         train.train_and_evaluate(cfg, str(tmp_path), _PoisonedDataset(ds, bad_step=3), model,
                                  log=lambda m: None)
     mngr = train.checkpoint_manager(tmp_path)
@@ -113,7 +114,9 @@ def test_pmapped_step_on_8_devices_equals_single_device_step(tmp_path):
         multi_net = rnet.make_rnet("resnet18", layout.size, axis_name="batch", width=4)
         s0 = train.create_train_state(jax.random.PRNGKey(0), single_net, {SIZE}, tx)
         # a non-zero head so that gradients reach the whole backbone
-        head = jax.tree_util.tree_map(lambda p: 0.01 * jax.random.normal(jax.random.PRNGKey(1), p.shape), s0.params["head"])
+        leaves = jax.tree_util.tree_leaves
+        head = jax.tree_util.tree_map(
+            lambda p: 0.01 * jax.random.normal(jax.random.PRNGKey(1), p.shape), s0.params["head"])
         s0 = s0.replace(params={{**s0.params, "head": head}})
         one, m1 = jax.jit(functools.partial(train.train_step, hybrid_loss=hybrid))(s0, batch)
         sm = s0.replace(apply_fn=multi_net.apply)
@@ -122,12 +125,12 @@ def test_pmapped_step_on_8_devices_equals_single_device_step(tmp_path):
         many, m8 = p(flax.jax_utils.replicate(sm), data.shard_for_devices(batch))
         many = flax.jax_utils.unreplicate(many)
         np.testing.assert_allclose(float(m1["loss"]), float(m8["loss"][0]), rtol=1e-5)
-        for a, b in zip(jax.tree_util.tree_leaves(one.params), jax.tree_util.tree_leaves(many.params)):
+        for a, b in zip(leaves(one.params), leaves(many.params)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
-        for a, b in zip(jax.tree_util.tree_leaves(one.batch_stats), jax.tree_util.tree_leaves(many.batch_stats)):
+        for a, b in zip(leaves(one.batch_stats), leaves(many.batch_stats)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
         moved = max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in
-                    zip(jax.tree_util.tree_leaves(one.params), jax.tree_util.tree_leaves(s0.params)))
+                    zip(leaves(one.params), leaves(s0.params)))
         assert moved > 1e-4, moved
         print("OK", float(m1["loss"]))
     """)
