@@ -34,25 +34,21 @@ def person_folders(inputs) -> list:
 
 
 def has_images(folder) -> bool:
-    from facerecon_jax.reconstruct import IMAGE_SUFFIXES  # noqa: PLC0415
-    return any(f.suffix.lower() in IMAGE_SUFFIXES for f in folder.iterdir() if f.is_file())
+    """Whether the folder holds photos (pictures facerecon-reconstruct wrote do not count)."""
+    from facerecon_jax import reconstruct  # noqa: PLC0415
+    return next(iter(reconstruct.iter_sources([str(folder)])), None) is not None
 
 
 def photo_sources(folder) -> list:
-    """The photos of a person folder: images, or the <name>_input.jpg copies beside
-    facerecon-reconstruct's coefficient files."""
-    from facerecon_jax import reconstruct  # noqa: PLC0415
-    sources = [src for src in reconstruct.iter_sources([str(folder)])
-               if not src.name.endswith(("_input", "_overlay", "_pasted", "_texture",
-                                         "_texture_weight"))]
+    """The photos of a person folder: its images, or else the <name>_input.jpg copies that
+    facerecon-reconstruct wrote beside its coefficient files (joint mode refits them)."""
+    from facerecon_jax import detection, reconstruct  # noqa: PLC0415
+    sources = list(reconstruct.iter_sources([str(folder)]))
     if sources:
         return sources
-    inputs = sorted(folder.glob("*_input.jpg"))
-    out = []
-    for src in reconstruct.iter_sources([str(p) for p in inputs]):
-        src.name = src.name[:-len("_input")]
-        out.append(src)
-    return out
+    return [reconstruct.Source(p.name[:-len("_input.jpg")], str(p),
+                               lambda p=p: detection.read_image(p))
+            for p in sorted(folder.glob("*_input.jpg"))]
 
 
 def reconstruct_photos(folders, out_dir, model, fit_config, joint: bool, texture_size: int,
