@@ -41,6 +41,11 @@ def get_config():
         "expression held neutral": {"expression": "neutral"},
         "landmarks /16, nose and mouth 1": {"landmark_scale": 1.0 / 16,
                                             "nose_mouth_weight": 1.0},
+        "landmarks steer the shape at 1/16 (pose at 1), nose and mouth 1": {
+            "landmark_shape": 1.0 / 16, "nose_mouth_weight": 1.0},
+        "landmarks steer the shape at 1/4 (pose at 1), nose and mouth 1": {
+            "landmark_shape": 0.25, "nose_mouth_weight": 1.0},
+        "landmarks steer the shape at 1/4 (pose at 1)": {"landmark_shape": 0.25},
         "identity prior x2": {"prior_scale": 2.0},
         "jaw contour off": {"contour_weight": 0.0},
         "learned landmark embedding": {"landmark_map": "learned"},

@@ -26,6 +26,8 @@ def get_config():
     c.landmark_scale = 1.0         # multiplies the paper's landmark weight (the synthetic
                                    # benchmark prefers 1/16; real photos then lose alignment)
     c.nose_mouth_weight = 20.0     # per-landmark weight of nose and inner mouth (paper: 20)
+    c.landmark_shape = 1.0         # share of the landmark gradient reaching identity and
+                                   # expression (pose keeps all of it)
     c.prior_scale = 1.0            # multiplies the coefficient regulariser (paper: 1)
     c.contour_weight = 1.0         # per-landmark weight of the 17 jaw-contour points
     c.landmark_map = "model"       # "model": the face model's landmark vertices; "learned":

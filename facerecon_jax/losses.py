@@ -33,6 +33,9 @@ class LossWeights:
     exp_l1: float = 0.0           # w ||beta||_1: keeps unused blendshape weights at 0
     lan_contour: float = 1.0      # weight of the 17 jaw-contour landmarks (0-based 0..16)
     lan_nose_mouth: float = 20.0  # weight of the nose and inner-mouth landmarks (paper: 20)
+    lan_shape: float = 1.0        # share of the landmark term's gradient that reaches identity
+                                  # and expression (the value is unchanged; pose keeps all of
+                                  # it: the landmarks place the head, the dense terms the shape)
 
     @classmethod
     def paper(cls) -> "LossWeights":
@@ -144,8 +147,14 @@ def make_hybrid_loss(model, layout, *, camera, weights: LossWeights = LossWeight
     def loss(x, batch):
         parts = layout.split(x)
         verts = renderer.face_vertices(model, parts, camera)
-        lm = verts["landmarks"] if landmark_map is None else landmark_map.project(
-            verts["screen"], parts["angles"])
+        lverts = verts
+        if w.lan_shape != 1.0:  # same landmark positions; the shape's gradient scaled
+            s = w.lan_shape
+            damp = {k: s * parts[k] + (1.0 - s) * jax.lax.stop_gradient(parts[k])
+                    for k in ("id", "exp")}
+            lverts = renderer.face_vertices(model, dict(parts, **damp), camera)
+        lm = lverts["landmarks"] if landmark_map is None else landmark_map.project(
+            lverts["screen"], parts["angles"])
         terms = {"lan": landmark(lm, batch["landmarks"], lan_w),
                  "coef": coefficient_reg(parts, w, batch.get("shared_scale"))}
         if not landmarks_only:
