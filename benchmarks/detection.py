@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from facerecon_jax import detection
+from facerecon_jax.photo import detection
 
 
 def _originals():

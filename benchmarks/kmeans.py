@@ -1,4 +1,4 @@
-"""Benchmark facerecon_jax.kmeans against scikit-learn's KMeans, in the same run.
+"""Benchmark facerecon_jax.aggregation.kmeans against scikit-learn's KMeans, in the same run.
 
 Data shaped like R-Net vectors: n points in 257 dims, float32, drawn around K planted centres
 (centres ~ N(0, 1) per dim, each point = a centre + N(0, noise^2) per dim, n/K points per centre:
@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import jax  # noqa: E402
 
-from facerecon_jax.kmeans import kmeans  # noqa: E402
+from facerecon_jax.aggregation.kmeans import kmeans  # noqa: E402
 
 FULL_CASES = [(5000, 257, 1000, 10), (20000, 257, 5000, 1)]
 QUICK_CASES = [(1000, 257, 200, 10), (4000, 257, 1000, 1)]

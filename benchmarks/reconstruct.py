@@ -30,9 +30,13 @@ import optax
 import skimage.data
 from PIL import Image
 
-from facerecon_jax import (alignment, coefficients, detection, face_embedding, fitting,
-                           ict_model, losses, metrics, reconstruct, renderer, skin)
-from facerecon_jax.model_loading import load_face_model
+from facerecon_jax.fit import fitting, losses
+from facerecon_jax.geometry import coefficients, metrics
+from facerecon_jax.models import ict_model
+from facerecon_jax.photo import alignment, detection, face_embedding, skin
+from facerecon_jax.pipeline import reconstruct
+from facerecon_jax.render import renderer
+from facerecon_jax.models.model_loading import load_face_model
 
 STAGE_NAMES = fitting.STAGE_NAMES
 

@@ -18,7 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from timing import median_seconds
-from facerecon_jax import coefficients, grid_model, ict_model, losses, rasterizer, renderer
+from facerecon_jax.fit import losses
+from facerecon_jax.geometry import coefficients
+from facerecon_jax.models import grid_model, ict_model
+from facerecon_jax.render import rasterizer, renderer
 
 
 def _coeffs(model, layout, batch, seed=0):

@@ -21,7 +21,8 @@ import statistics
 import tempfile
 import time
 
-from facerecon_jax import browser, results_page
+from facerecon_jax.io import browser
+from facerecon_jax.pipeline import results_page
 
 SUFFIXES = (".obj", "_albedo.obj", "_coeffs.npz", "_lm68.txt", "_overlay.png", "_pasted.png",
             "_input.jpg", "_texture.png", "_texture_weight.png", "_textured.obj",

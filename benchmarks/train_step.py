@@ -21,8 +21,11 @@ import ml_collections
 import optax
 
 from timing import median_seconds
-from facerecon_jax import face_embedding, ict_model, losses, synthetic, train
-from facerecon_jax.coefficients import CoeffLayout
+from facerecon_jax.fit import losses
+from facerecon_jax.models import ict_model
+from facerecon_jax.photo import face_embedding
+from facerecon_jax.training import synthetic, train
+from facerecon_jax.geometry.coefficients import CoeffLayout
 
 
 def main():

@@ -5,7 +5,7 @@ About 7 minutes on a 2-core CPU (1 to generate the faces, 6 to train), then the 
 
   facerecon-train --config configs/debug.py --workdir /tmp/rnet_debug
 """
-from facerecon_jax.config_files import sibling
+from facerecon_jax.io.config_files import sibling
 
 paper = sibling(__file__, "paper")
 

@@ -1,6 +1,6 @@
 """Deep3DFaceRecon's settings: RGB light (257 coefficients with BFM), its loss weights
 (texture regulariser, light-channel variance), batch 32, 20 epochs, lr x0.2 every 10 epochs."""
-from facerecon_jax.config_files import sibling
+from facerecon_jax.io.config_files import sibling
 
 paper = sibling(__file__, "paper")
 

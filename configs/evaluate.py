@@ -7,7 +7,7 @@ reconstruct-config overrides; "true_landmarks": True fits to the ground-truth la
 """
 import ml_collections
 
-from facerecon_jax.config_files import sibling
+from facerecon_jax.io.config_files import sibling
 
 reconstruct = sibling(__file__, "reconstruct")
 

@@ -1,7 +1,7 @@
 """The paper's model on a TPU pod slice: the same program on every host (launch with
 --coordinator_address / --num_processes / --process_id, or let TPU runtimes fill them in),
 a global batch split over all devices, the scatter-free rasterizer back end."""
-from facerecon_jax.config_files import sibling
+from facerecon_jax.io.config_files import sibling
 
 paper = sibling(__file__, "paper")
 

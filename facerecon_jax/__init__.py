@@ -1,45 +1,62 @@
 """facerecon-jax: 3D face reconstruction in JAX/Flax.
 
-Modules (one idea each):
-  assets         where outside data lives (one environment variable), the cache, dlib's files
-  face_model     the FaceModel arrays and the .npz schema every face model is stored in
-  ict_model      conversion of ICT Face Model Light (the default model)
-  bfm            readers for the Basel Face Model 2009 files Deep3DFaceRecon users have
-  grid_model     a synthetic face-like mesh of any size, for tests and benchmarks
-  model_loading  one entry point for every face model a user can name
-  coefficients   the layout of the coefficient vector
-  morphable      shape, albedo and vertex normals from coefficients
-  camera         Euler rotation, posing, perspective projection, image-row conversions
-  lighting       spherical-harmonics shading
-  rasterizer     visibility (triangle id per pixel), not differentiated
-  interpolate    differentiable barycentrics and attribute interpolation
-  splat          soft (rasterize-then-splat) compositing with silhouette gradients
-  renderer       the whole face formation: coefficients to image
-  export         OBJ / PLY meshes, textured OBJ + MTL and binary glTF, coefficient files, PNGs
-  uv_layout      the ICT model's per-corner UVs, following its triangles
-  mirror         left-right mirror partners of mesh vertices
-  texture        texture maps: baking a photo, mirror / albedo fill, averages, textured renders
-  textured_face  the textured-face files of a fitted face or an aggregated person
-  results_page   index.html with a three.js viewer, for reconstruct and aggregate folders
-  browser        headless Chromium through the DevTools protocol (page tests, benchmarks)
-  detection      faces and 68 landmarks (dlib), image / video / landmark-file readers
-  alignment      Deep3DFaceRecon's 224 x 224 alignment, its inverse and paste-back
-  skin           the naive-Bayes skin attention mask
-  dlib_format    a reader of dlib's serialised networks
-  face_embedding dlib's face-recognition ResNet in Flax, differentiable face chips
-  losses         the hybrid loss (photometric, landmarks, perceptual, regularisers)
-  fitting        analysis by synthesis: per-image optimisation of the coefficients
-  reconstruct    the photo pipeline behind facerecon-reconstruct
-  visualize      overlays and landmark drawings
-  progress       a text progress bar
-  rnet           R-Net (ResNet-18/34/50 regressing the coefficients)
-  train          the train step, checkpoints and the training loop
-  data           shards and the deterministic input pipeline
-  synthetic      generate-and-render training and benchmark faces
-  kmeans         jax-native k-means (vmapped restarts)
-  aggregate      multi-image aggregation (paper mode, per person, baselines)
-  metrics        MICC / NoW / landmark metrics
-  evaluation     the Tables 1-2 benchmark on rendered faces
+Subpackages, bottom to top (a module imports only from its own subpackage and those above it
+in this list; tests/test_package.py checks it):
+
+  io           assets, atomic files, config files, export, the command-line frame, progress
+  models       face models: the FaceModel arrays, ICT (default), BFM, a test grid
+  geometry     coefficients, 3DMM shape and albedo, camera, spherical-harmonics light, metrics
+  render       rasterizer (not differentiated), barycentrics / interpolation, splatting,
+               the renderer, texture maps, overlays
+  photo        detection and landmarks, alignment, skin mask, the face embedding
+  fit          the hybrid loss and the compiled fitting solver, the landmark embedding
+  training     R-Net, the data pipeline, generated faces, the train step
+  aggregation  k-means and the multi-image aggregation modes
+  pipeline     the photo-folder jobs behind the command-line tools, the results page
+  eval         the evaluation benchmark
+
+The names below are the short path to the public API (imported on first use, so importing the
+package stays cheap); the functions `render` and `fit` share their names with subpackages, so
+they are reached through their modules:
+
+  from facerecon_jax import load_face_model, CoeffLayout, RenderConfig
+  from facerecon_jax.render import renderer
+  model = load_face_model("default")
 """
+import importlib
 
 __version__ = "0.1.0"
+
+_API = {
+    # face models
+    "FaceModel": "models.face_model",
+    "load_face_model": "models.model_loading",
+    "load_bfm": "models.bfm",
+    # face formation
+    "CoeffLayout": "geometry.coefficients",
+    "Camera": "geometry.camera",
+    "RenderConfig": "render.renderer",
+    # photos and fitting
+    "FaceDetector": "photo.detection",
+    "LossWeights": "fit.losses",
+    "FitConfig": "fit.fitting",
+    # several images of a person
+    "kmeans": "aggregation.kmeans",
+    "aggregate_person": "aggregation.aggregate",
+    "read_coefficients": "aggregation.aggregate",
+    # scoring
+    "micc_rmse": "geometry.metrics",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    if name in _API:
+        value = getattr(importlib.import_module(f"facerecon_jax.{_API[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'facerecon_jax' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))

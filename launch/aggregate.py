@@ -27,7 +27,7 @@ import pathlib
 
 from absl import flags
 
-from facerecon_jax import cli
+from facerecon_jax.io import cli
 
 _CONFIG = cli.define_config(
     "facerecon-aggregate", str(pathlib.Path(__file__).parent.parent / "configs" / "reconstruct.py"),
@@ -63,7 +63,7 @@ TOOL = cli.Tool("facerecon-aggregate", __doc__, {
 
 def main(argv):
     del argv
-    from facerecon_jax import aggregate_job
+    from facerecon_jax.pipeline import aggregate_job
     return aggregate_job.run(
         _INPUT.value, _OUT.value, mode=_MODE.value, fields=_FIELDS.value,
         n_people=_N_PEOPLE.value, k=_K.value, n_init=_N_INIT.value, seed=_SEED.value,

@@ -1,15 +1,15 @@
 """Learn where the landmark detector's 68 points lie on the default face model.
 
-  python -m launch.calibrate_landmarks --output facerecon_jax/data/landmark_map_ict_dlib.json
+  python -m launch.calibrate_landmarks --output facerecon_jax/fit/data/landmark_map_ict_dlib.json
 
 Renders calibration people (`benchmark_faces`, seeds apart from the evaluation's) with the yaw
 spread over +-50 degrees, runs the photo pipeline's detector on every picture, and learns a
-landmark embedding (`facerecon_jax.landmark_embedding`): one vertex per inner landmark, one per
-yaw bin per contour landmark. About 10 minutes on a 2-core CPU.
+landmark embedding (`facerecon_jax.fit.landmark_embedding`, `landmark_calibration`): one vertex per
+inner landmark, one per yaw bin per contour landmark. About 10 minutes on a 2-core CPU.
 """
 from absl import flags
 
-from facerecon_jax import cli
+from facerecon_jax.io import cli
 
 _OUT = flags.DEFINE_string("output", None, "Where to write the map (.json).")
 _PEOPLE = flags.DEFINE_integer("n_people", 40, "Calibration people.")
@@ -23,8 +23,8 @@ TOOL = cli.Tool("calibrate_landmarks", __doc__)
 
 def main(argv):
     del argv
-    from facerecon_jax import landmark_embedding
-    info = landmark_embedding.calibrate_to_file(_OUT.value, n_people=_PEOPLE.value,
+    from facerecon_jax.eval import landmark_calibration
+    info = landmark_calibration.calibrate_to_file(_OUT.value, n_people=_PEOPLE.value,
                                                   views=_VIEWS.value, seed=_SEED.value,
                                                   bin_degrees=_BIN_DEG.value)
     print(info["summary"])

@@ -16,7 +16,7 @@ import sys
 
 from absl import flags
 
-from facerecon_jax import cli
+from facerecon_jax.io import cli
 
 _CONFIG = cli.define_config(
     "facerecon-evaluate", os.path.join(os.path.dirname(__file__), "..", "configs", "evaluate.py"),
@@ -34,8 +34,9 @@ TOOL = cli.Tool("facerecon-evaluate", __doc__, {
 
 def main(argv):
     del argv
-    from facerecon_jax import evaluation, evaluation_report, export, progress
-    from facerecon_jax.model_loading import load_face_model
+    from facerecon_jax.eval import evaluation, evaluation_report
+    from facerecon_jax.io import export, progress
+    from facerecon_jax.models.model_loading import load_face_model
 
     cfg = _CONFIG.value
     wd = cli.output_dir(_WORKDIR.value, "--workdir")

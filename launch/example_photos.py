@@ -10,7 +10,7 @@ import shutil
 
 from absl import flags
 
-from facerecon_jax import cli
+from facerecon_jax.io import cli
 
 _OUT = flags.DEFINE_string("output_dir", "photos", "Folder to write the photos into.")
 

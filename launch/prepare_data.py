@@ -7,15 +7,15 @@ Photos: every image in the folders / files / videos given (Deep3DFaceRecon's lay
 ``detections/<name>.txt`` beside the images is used as the landmarks), faces found and aligned
 as `facerecon-reconstruct` does (68 landmarks, 224 x 224 crop, naive-Bayes skin attention,
 trans_params).  Synthetic: `--synthetic N` rendered faces with ground-truth coefficients instead
-(facerecon_jax.synthetic).  Output: ``shard-XXXXX-of-YYYYY.npz`` files and ``index.json``
-(facerecon_jax.data).  Unreadable files and photos without a face are reported, listed under
-"skipped" in index.json with the reason, and the run goes on; the exit status is 0 when anything
-was written, 1 when nothing could be.
+(facerecon_jax.training.synthetic).  Output: ``shard-XXXXX-of-YYYYY.npz`` files and ``index.json``
+(facerecon_jax.training.data).  Unreadable files and photos without a face are reported, listed
+under "skipped" in index.json with the reason, and the run goes on; the exit status is 0 when
+anything was written, 1 when nothing could be.
 """
 
 from absl import flags
 
-from facerecon_jax import cli
+from facerecon_jax.io import cli
 
 _INPUT = flags.DEFINE_multi_string("input", None, "Image files, folders or videos (repeatable).")
 _OUT = flags.DEFINE_string("output_dir", None, "Folder for the shards and index.json.")
@@ -43,7 +43,7 @@ TOOL = cli.Tool("facerecon-prepare-data", __doc__)
 
 
 def _photos(out_dir, model, bar_cls) -> int:
-    from facerecon_jax import photo_shards
+    from facerecon_jax.pipeline import photo_shards
     index = photo_shards.write_photo_shards(
         _INPUT.value, out_dir, model, shard_size=_SHARD_SIZE.value, faces=_FACES.value,
         video_every=_VIDEO_EVERY.value, max_frames=_MAX_FRAMES.value,
@@ -54,7 +54,8 @@ def _photos(out_dir, model, bar_cls) -> int:
 
 
 def _synthetic(out_dir, model, bar_cls) -> int:
-    from facerecon_jax import coefficients, synthetic
+    from facerecon_jax.geometry import coefficients
+    from facerecon_jax.training import synthetic
 
     layout = coefficients.CoeffLayout.for_model(model, _LIGHT.value)
     bar = bar_cls(_SYNTHETIC.value, unit="face")
@@ -67,12 +68,12 @@ def _synthetic(out_dir, model, bar_cls) -> int:
 
 def main(argv):
     del argv
-    from facerecon_jax import progress
-    from facerecon_jax.model_loading import load_face_model
+    from facerecon_jax.io import progress
+    from facerecon_jax.models.model_loading import load_face_model
 
     if not _SYNTHETIC.value and not _INPUT.value:
         raise cli.UsageError("give --input (photos) or --synthetic N")
-    from facerecon_jax import reconstruct
+    from facerecon_jax.pipeline import reconstruct
     reconstruct.check_inputs(_INPUT.value or [])
     out_dir = cli.output_dir(_OUT.value)
     try:

@@ -17,7 +17,7 @@ import os
 
 from absl import flags
 
-from facerecon_jax import cli
+from facerecon_jax.io import cli
 
 _CONFIG = cli.define_config(
     "facerecon-reconstruct",
@@ -52,7 +52,7 @@ TOOL = cli.Tool("facerecon-reconstruct", __doc__, {
 
 def main(argv):
     del argv
-    from facerecon_jax import reconstruct_job
+    from facerecon_jax.pipeline import reconstruct_job
 
     out_dir = cli.output_dir(_OUT.value)
     options = reconstruct_job.Options(

@@ -12,7 +12,7 @@ import time
 
 from absl import flags, logging
 
-from facerecon_jax import cli
+from facerecon_jax.io import cli
 
 _CONFIG = cli.define_config(
     "facerecon-render", os.path.join(os.path.dirname(__file__), "..", "configs", "render.py"),
@@ -35,8 +35,9 @@ TOOL = cli.Tool("facerecon-render", __doc__, {
 
 def main(argv):
     del argv
-    from facerecon_jax import coefficients, render_job
-    from facerecon_jax.model_loading import load_face_model
+    from facerecon_jax.geometry import coefficients
+    from facerecon_jax.pipeline import render_job
+    from facerecon_jax.models.model_loading import load_face_model
 
     cfg = _CONFIG.value
     if _COEFFS.value:

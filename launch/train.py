@@ -18,7 +18,7 @@ import sys
 
 from absl import flags, logging
 
-from facerecon_jax import cli
+from facerecon_jax.io import cli
 
 _CONFIG = cli.define_config(
     "facerecon-train", os.path.join(os.path.dirname(__file__), "..", "configs", "paper.py"),
@@ -62,8 +62,10 @@ def main(argv):
     if _COORD.value or (_NPROC.value or 1) > 1:
         jax.distributed.initialize(coordinator_address=_COORD.value,
                                    num_processes=_NPROC.value, process_id=_PID.value)
-    from facerecon_jax import export, face_embedding, train
-    from facerecon_jax.model_loading import load_face_model
+    from facerecon_jax.io import export
+    from facerecon_jax.photo import face_embedding
+    from facerecon_jax.training import train
+    from facerecon_jax.models.model_loading import load_face_model
 
     def log(msg):
         if jax.process_index() == 0:

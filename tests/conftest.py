@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from facerecon_jax import grid_model, ict_model
+from facerecon_jax.models import grid_model, ict_model
 
 
 @pytest.fixture(scope="session")

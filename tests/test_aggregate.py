@@ -7,8 +7,9 @@ import sys
 import jax
 import numpy as np
 
-from facerecon_jax import aggregate, export
-from facerecon_jax.coefficients import CoeffLayout
+from facerecon_jax.aggregation import aggregate
+from facerecon_jax.io import export
+from facerecon_jax.geometry.coefficients import CoeffLayout
 
 LAYOUT = CoeffLayout(80, 53, 80, "rgb")      # the default face model's sizes
 ID, EXP, TEX = (LAYOUT.slices()[k] for k in ("id", "exp", "tex"))

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from facerecon_jax import alignment as al
-from facerecon_jax.detection import five_from_68
+from facerecon_jax.photo import alignment as al
+from facerecon_jax.photo.detection import five_from_68
 
 H, W = 300, 400
 S_PLANTED = 120.0                       # pixels per model unit (decimetre)

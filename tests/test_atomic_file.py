@@ -6,7 +6,8 @@ import stat
 import numpy as np
 import pytest
 
-from facerecon_jax import atomic_file, export, face_model
+from facerecon_jax.io import atomic_file, export
+from facerecon_jax.models import face_model
 
 
 @pytest.fixture

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from facerecon_jax import benchmark_faces as bf
-from facerecon_jax import evaluation, synthetic
+from facerecon_jax.eval import benchmark_faces as bf
+from facerecon_jax.eval import evaluation
+from facerecon_jax.training import synthetic
 
 
 @pytest.fixture(scope="module")

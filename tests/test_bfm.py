@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from facerecon_jax import bfm
-from facerecon_jax.face_model import FaceModelError
+from facerecon_jax.models import bfm
+from facerecon_jax.models.face_model import FaceModelError
 
 VS, VE, ROWS, COLS = 40, 30, 4, 5
 V = ROWS * COLS

@@ -1,7 +1,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from facerecon_jax import camera as cam
+from facerecon_jax.geometry import camera as cam
 
 
 def _axis_rotation(axis, a):

@@ -9,7 +9,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from facerecon_jax import coefficients, export, grid_model
+from facerecon_jax.geometry import coefficients
+from facerecon_jax.io import export
+from facerecon_jax.models import grid_model
 
 TOOLS = {   # module: (console script, own flags, config keys that matter)
     "reconstruct": ("facerecon-reconstruct", ["--input", "--output_dir", "--overwrite",
@@ -104,7 +106,7 @@ def test_aggregate_skips_a_corrupt_coefficient_file(tmp_path, request):
                 rng.normal(size=(1, layout.size)).astype(np.float32)).items()})
     (person / "broken_coeffs.npz").write_bytes(b"PK\x03\x04 truncated")
     model = tmp_path / "grid.npz"
-    from facerecon_jax import face_model
+    from facerecon_jax.models import face_model
     face_model.save(grid_model.grid_model(8, n_id=4, n_exp=3, n_tex=3), model)
     out = tmp_path / "out"
     res = _run("aggregate", ["--input", str(tmp_path / "in"), "--output_dir", str(out),
@@ -121,7 +123,7 @@ def test_log_file_takes_info_console_keeps_warnings(tmp_path, request):
     script = textwrap.dedent("""
         import logging as std_logging, sys
         from absl import app, logging
-        from facerecon_jax import cli
+        from facerecon_jax.io import cli
         def main(argv):
             cli.log_to_file(sys.argv[1], "train")
             logging.info("orbax: saved checkpoint 5")

@@ -11,9 +11,13 @@ import numpy as np
 import optax
 import pytest
 
-from facerecon_jax import camera as cam
-from facerecon_jax import (coefficients, config_files, data, fitting, grid_model, render_job,
-                           synthetic, train)
+from facerecon_jax.geometry import camera as cam
+from facerecon_jax.fit import fitting
+from facerecon_jax.geometry import coefficients
+from facerecon_jax.io import config_files
+from facerecon_jax.models import grid_model
+from facerecon_jax.pipeline import render_job
+from facerecon_jax.training import data, synthetic, train
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
 FILES = sorted(p for p in CONFIG_DIR.glob("*.py") if p.name != "__init__.py")

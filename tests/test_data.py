@@ -9,7 +9,9 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from facerecon_jax import coefficients, data, face_model, synthetic
+from facerecon_jax.geometry import coefficients
+from facerecon_jax.models import face_model
+from facerecon_jax.training import data, synthetic
 
 SIZE = 48
 
@@ -175,7 +177,8 @@ def test_flip_permutation(default_model):
     np.testing.assert_allclose(data.flip_landmarks(data.flip_landmarks(lm, 100), 100), lm)
     # the landmarks of a (nearly) symmetric face, the model's mean face seen from the front,
     # mirrored and renamed land on themselves; without the renaming they do not
-    from facerecon_jax import camera, renderer
+    from facerecon_jax.geometry import camera
+    from facerecon_jax.render import renderer
     m = default_model.to_jax()
     lay = coefficients.CoeffLayout.for_model(m, "mono")
     verts = renderer.face_vertices(m, lay.split(lay.zeros((1,))), camera.Camera())
@@ -217,7 +220,7 @@ def test_synthetic_shards_and_prefetch(tmp_path, small_grid):
 def test_prefetch_splits_over_devices(request):
     code = (
         "import numpy as np, jax\n"
-        "from facerecon_jax import data\n"
+        "from facerecon_jax.training import data\n"
         "batches = [{'x': np.arange(8 * 3, dtype=np.float32).reshape(8, 3) + 100 * s}"
         " for s in range(3)]\n"
         "out = list(data.prefetch_to_device(iter(batches)))\n"

@@ -9,8 +9,8 @@ import dlib  # noqa: F401  (required, dlib-bin: a broken install fails these tes
 import numpy as np
 import pytest
 
-from facerecon_jax import detection as det
-from facerecon_jax.assets import AssetMissingError
+from facerecon_jax.photo import detection as det
+from facerecon_jax.io.assets import AssetMissingError
 
 
 def _grace_hopper_path() -> pathlib.Path:

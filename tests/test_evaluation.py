@@ -3,8 +3,8 @@ methods recover planted people."""
 import jax
 import numpy as np
 
-from facerecon_jax import evaluation
-from facerecon_jax.coefficients import CoeffLayout
+from facerecon_jax.eval import evaluation
+from facerecon_jax.geometry.coefficients import CoeffLayout
 
 
 def test_truth_scores_zero_and_mean_face_does_not(default_model):

@@ -2,7 +2,7 @@ import numpy as np
 import trimesh
 from PIL import Image
 
-from facerecon_jax import export
+from facerecon_jax.io import export
 
 
 def test_meshes_round_trip_with_colours(small_grid, tmp_path):

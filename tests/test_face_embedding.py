@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from facerecon_jax import dlib_format
-from facerecon_jax import face_embedding as fe
+from facerecon_jax.photo import dlib_format
+from facerecon_jax.photo import face_embedding as fe
 
 
 def _grace_hopper() -> np.ndarray:

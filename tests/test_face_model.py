@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from facerecon_jax import assets, face_model, ict_model
+from facerecon_jax.io import assets
+from facerecon_jax.models import face_model, ict_model
 
 
 def test_save_load_round_trip(small_grid, tmp_path):
@@ -53,7 +54,7 @@ def test_default_model_conversion(default_model):
     coef, *_ = np.linalg.lstsq(b.T, target, rcond=None)
     assert np.linalg.norm(b.T @ coef - target) < 0.2 * np.linalg.norm(target)
     # normals point out of the face: the nose tip's normal faces the camera (+z)
-    from facerecon_jax import morphable
+    from facerecon_jax.geometry import morphable
     n = np.asarray(morphable.vertex_normals(m.mean_shape, m.triangles, m.vertex_faces))
     assert n[m.landmarks[30], 2] > 0.7
     # masks: skin on the forehead, both cheeks and the nose; front region most of the face

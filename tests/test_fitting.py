@@ -5,8 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from facerecon_jax import camera as cam
-from facerecon_jax import coefficients, fitting, morphable, renderer
+from facerecon_jax.geometry import camera as cam
+from facerecon_jax.fit import fitting
+from facerecon_jax.geometry import coefficients, morphable
+from facerecon_jax.render import renderer
 
 
 def test_fitting_recovers_a_planted_face(default_model):

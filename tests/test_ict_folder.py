@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from facerecon_jax import assets, face_model, ict_model
+from facerecon_jax.io import assets
+from facerecon_jax.models import face_model, ict_model
 
 HEADER = ("#" * 40 + "\n# ICT FaceKit (fake, for tests)\n" + "#" * 40
           + "\n\nmtllib ICTFaceModelMaterial.mtl\n")

@@ -1,4 +1,5 @@
-"""Tests of facerecon_jax.kmeans (small shapes: the whole file runs in seconds on 2 cores)."""
+"""Tests of facerecon_jax.aggregation.kmeans (small shapes: the whole file runs in seconds on 2
+cores)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +8,7 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from facerecon_jax import kmeans as km
+from facerecon_jax.aggregation import kmeans as km
 
 
 def _planted(n_per, k, d, sep=20.0, noise=0.5, seed=0):

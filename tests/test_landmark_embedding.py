@@ -3,7 +3,7 @@ yaw, and the shipped map belongs to the default model only."""
 import jax.numpy as jnp
 import numpy as np
 
-from facerecon_jax import landmark_embedding as le
+from facerecon_jax.fit import landmark_embedding as le
 
 
 def _planted(rng, n_pictures=60):

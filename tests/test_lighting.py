@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
-from facerecon_jax import lighting
+from facerecon_jax.geometry import lighting
 
 
 def _real_sh(l, m, n):

@@ -1,7 +1,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from facerecon_jax import losses
+from facerecon_jax.fit import losses
 
 
 def test_photometric_is_attention_weighted_mean_of_l2(rng):

@@ -1,10 +1,10 @@
-"""Closed-form checks of facerecon_jax.metrics (decimetre meshes, millimetre metrics)."""
+"""Closed-form checks of facerecon_jax.geometry.metrics (decimetre meshes, millimetre metrics)."""
 import numpy as np
 import pytest
 import trimesh
 from scipy.spatial.transform import Rotation
 
-from facerecon_jax import metrics
+from facerecon_jax.geometry import metrics
 
 
 def _rot(rotvec):

@@ -2,7 +2,8 @@ import jax.numpy as jnp
 import numpy as np
 import trimesh
 
-from facerecon_jax import face_model, morphable
+from facerecon_jax.geometry import morphable
+from facerecon_jax.models import face_model
 
 
 def test_shape_and_albedo_are_the_linear_model(small_grid, rng):

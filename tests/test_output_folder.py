@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facerecon_jax import output_folder, reconstruct, reconstruct_job
-from facerecon_jax.reconstruct import Source
+from facerecon_jax.io import output_folder
+from facerecon_jax.pipeline import reconstruct, reconstruct_job
+from facerecon_jax.pipeline.reconstruct import Source
 
 
 def _png(path, value=100):

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from facerecon_jax import camera as cam
-from facerecon_jax import coefficients, rasterizer, renderer
+from facerecon_jax.geometry import camera as cam
+from facerecon_jax.geometry import coefficients
+from facerecon_jax.render import rasterizer, renderer
 
 BACKENDS = [dict(backend="scatter", window=2, chunk=64),      # many chunks, multi-job triangles
             dict(backend="scatter", window=3, chunk=1 << 12),

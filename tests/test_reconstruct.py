@@ -8,7 +8,8 @@ import skimage.data
 import trimesh
 from PIL import Image
 
-from facerecon_jax import alignment, detection, reconstruct
+from facerecon_jax.photo import alignment, detection
+from facerecon_jax.pipeline import reconstruct
 
 
 def _run(args, cwd):
@@ -102,8 +103,9 @@ def test_checkpoint_prediction_starts_the_fit(tmp_path, request):
     import jax.numpy as jnp
     import optax
 
-    from facerecon_jax import ict_model, rnet, train
-    from facerecon_jax.coefficients import CoeffLayout
+    from facerecon_jax.models import ict_model
+    from facerecon_jax.training import rnet, train
+    from facerecon_jax.geometry.coefficients import CoeffLayout
 
     layout = CoeffLayout.for_model(ict_model.load_default(), "mono")
     net = rnet.make_rnet("resnet18", layout.size, width=4)

@@ -4,8 +4,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from facerecon_jax import camera as cam
-from facerecon_jax import coefficients, losses, renderer
+from facerecon_jax.geometry import camera as cam
+from facerecon_jax.fit import losses
+from facerecon_jax.geometry import coefficients
+from facerecon_jax.render import renderer
 
 SIZE = 48
 

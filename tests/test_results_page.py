@@ -10,8 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from facerecon_jax import browser, export, renderer, results_page, textured_face, uv_layout
-from facerecon_jax.coefficients import CoeffLayout
+from facerecon_jax.io import browser, export
+from facerecon_jax.models import uv_layout
+from facerecon_jax.pipeline import results_page, textured_face
+from facerecon_jax.render import renderer
+from facerecon_jax.geometry.coefficients import CoeffLayout
 
 STATE = ("document.body && ['rendered', 'error'].includes(document.body.dataset.viewer) "
          "&& document.body.dataset.viewer")

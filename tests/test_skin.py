@@ -3,7 +3,7 @@ and the attention mask A = 1 where P > 0.5 else P."""
 import numpy as np
 import pytest
 
-from facerecon_jax import skin
+from facerecon_jax.photo import skin
 
 SKIN_RGB = (205, 150, 120)
 BLUE_RGB = (40, 70, 200)
@@ -13,7 +13,7 @@ GREEN_RGB = (50, 170, 70)
 @pytest.fixture(scope="module")
 def astronaut_landmarks():
     import skimage.data
-    from facerecon_jax import detection
+    from facerecon_jax.photo import detection
     img = skimage.data.astronaut()
     faces = detection.select_faces(detection.FaceDetector().detect_hog(img), "largest")
     assert faces, "no face found in the astronaut photo"

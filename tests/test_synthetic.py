@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from facerecon_jax import coefficients, synthetic
+from facerecon_jax.geometry import coefficients
+from facerecon_jax.training import synthetic
 
 SIZE = 64
 
@@ -113,7 +114,7 @@ def test_light_is_ambient_plus_a_directional_lobe():
     """The SH light of a directional source: brightest facing the light, darkest facing away."""
     import jax.numpy as jnp
 
-    from facerecon_jax import lighting
+    from facerecon_jax.geometry import lighting
     d = np.array([0.6, 0.0, 0.8])
     g = synthetic.directional_sh(d, ambient=0.3, intensity=0.8)
     normals = jnp.asarray([d, [0, 0, 1.0], -d], jnp.float32)

@@ -9,8 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from facerecon_jax import alignment, camera as cam, lighting, renderer, texture, uv_layout
-from facerecon_jax.coefficients import CoeffLayout
+from facerecon_jax.geometry import camera as cam, lighting
+from facerecon_jax.models import uv_layout
+from facerecon_jax.photo import alignment
+from facerecon_jax.render import renderer, texture
+from facerecon_jax.geometry.coefficients import CoeffLayout
 
 SIZE = 128
 _render = jax.jit(renderer.render_vertices, static_argnames=("config",))   # one compile each

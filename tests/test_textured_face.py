@@ -7,7 +7,9 @@ import numpy as np
 import trimesh
 from PIL import Image
 
-from facerecon_jax import morphable, textured_face, uv_layout
+from facerecon_jax.geometry import morphable
+from facerecon_jax.models import uv_layout
+from facerecon_jax.pipeline import textured_face
 
 
 def _mesh(model):
@@ -82,7 +84,7 @@ def test_person_texture_is_the_weighted_member_average(default_model, tmp_path):
     out = textured_face.write_person(tmp_path / "person", default_model, v, n, albedo, members)
     assert out["texture_members"] == 3
     tex = np.asarray(Image.open(tmp_path / "person_texture.png"), np.float64)
-    from facerecon_jax import texture
+    from facerecon_jax.render import texture
     chart = texture.texel_map(lay, size).chart
     h = size // 2
     q = {"tl": (slice(2, h - 2), slice(2, h - 2)), "tr": (slice(2, h - 2), slice(h + 2, -2)),

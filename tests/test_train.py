@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from configs import debug
-from facerecon_jax import data, grid_model, rnet, synthetic, train
-from facerecon_jax.coefficients import CoeffLayout
+from facerecon_jax.models import grid_model
+from facerecon_jax.training import data, rnet, synthetic, train
+from facerecon_jax.geometry.coefficients import CoeffLayout
 
 SIZE = 32
 
@@ -99,9 +100,11 @@ def test_pmapped_step_on_8_devices_equals_single_device_step(tmp_path):
     """Run in a fresh process with 8 host CPU devices."""
     script = textwrap.dedent(f"""
         import functools, jax, jax.numpy as jnp, numpy as np, optax, flax
-        from facerecon_jax import data, grid_model, losses, rnet, synthetic, train
-        from facerecon_jax import camera as cam
-        from facerecon_jax.coefficients import CoeffLayout
+        from facerecon_jax.fit import losses
+        from facerecon_jax.models import grid_model
+        from facerecon_jax.training import data, rnet, synthetic, train
+        from facerecon_jax.geometry import camera as cam
+        from facerecon_jax.geometry.coefficients import CoeffLayout
         assert jax.local_device_count() == 8, jax.devices()
         model = grid_model.grid_model(12, n_id=4, n_exp=3, n_tex=3)
         layout = CoeffLayout.for_model(model, "mono")

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from facerecon_jax import assets, ict_model, mirror, uv_layout
+from facerecon_jax.io import assets
+from facerecon_jax.models import ict_model, mirror, uv_layout
 
 
 def _obj_polygons(n):

@@ -1,0 +1,97 @@
+"""Calibrating the learned landmark embedding: pictures of known 3D shape, the detector on them,
+and the map learnt from both (`landmark_embedding.learn_map`), written where the package ships it.
+
+This sits with the evaluation because its pictures are the benchmark's heads (`benchmark_faces`,
+with seeds apart from the evaluation's); the map itself and its use in fitting live in
+`landmark_embedding`.
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+import jax.numpy as jnp
+import numpy as np
+
+from facerecon_jax.fit.landmark_embedding import LandmarkMap, learn_map, to_json, visible_vertices
+
+
+def calibration_pictures(n_people: int, views: int, seed: int, size: int = 300,
+                         max_yaw_deg: float = 50.0, progress=None) -> Dict[str, np.ndarray]:
+    """Pictures of known 3D shape and what the detector finds on them. Returns detections
+    (N, 68, 2), screen (N, 6706, 2), visible (N, 6706), yaw (N,) for the pictures where a
+    face was found, and the number of misses."""
+    from facerecon_jax.eval import benchmark_faces  # noqa: PLC0415
+    from facerecon_jax.photo import detection  # noqa: PLC0415
+    from facerecon_jax.training import synthetic  # noqa: PLC0415
+
+    head = benchmark_faces.load_head()
+    rng = np.random.default_rng([seed, 0xCA1])
+    det = detection.FaceDetector()
+    cond = synthetic.CONDITIONS["indoor"]
+    out = {"detections": [], "screen": [], "visible": [], "yaw": []}
+    misses = 0
+    for _ in range(n_people):
+        person = benchmark_faces.make_person(head, rng)
+        yaw = rng.uniform(-max_yaw_deg, max_yaw_deg, views)
+        views_ = {
+            "exp": np.stack([benchmark_faces.sample_expression(head, rng, rng.uniform() < 0.5)
+                             for _ in range(views)]),
+            "angles": np.radians(np.stack([rng.uniform(-15, 15, views), yaw,
+                                           rng.uniform(-8, 8, views)], 1)).astype(np.float32),
+            "gamma": np.stack([synthetic.sample_light(rng, cond, "rgb")
+                               for _ in range(views)]).astype(np.float32),
+            "trans": np.stack([rng.uniform(-0.1, 0.1, views), rng.uniform(-0.1, 0.1, views),
+                               rng.uniform(-0.5, 0.5, views)], 1).astype(np.float32),
+            "background": np.stack([synthetic.background(rng, size) for _ in range(views)]),
+        }
+        pics = benchmark_faces.render_pictures(head, person, views_, size, rng)
+        for i in range(views):
+            faces = det.detect(pics["image"][i])
+            if not faces:
+                misses += 1
+                continue
+            face = detection.select_faces(faces, "largest")[0]
+            out["detections"].append(face.landmarks68)
+            out["screen"].append(pics["screen"][i, :, :2])
+            out["visible"].append(visible_vertices(pics["screen"][i], pics["depth"][i],
+                                                   benchmark_faces.SCAN_VERTICES))
+            out["yaw"].append(views_["angles"][i, 1])
+        if progress is not None:
+            progress(views)
+    res = {k: np.stack(v) for k, v in out.items()}
+    res["misses"] = misses
+    return res
+
+
+def calibrate_to_file(path, n_people: int = 40, views: int = 12, seed: int = 31337,
+                      bin_degrees: float = 10.0, max_yaw_deg: float = 50.0) -> dict:
+    """Learn the map for the default face model and write it (atomically) to `path`."""
+    from facerecon_jax.io import export, progress  # noqa: PLC0415
+    from facerecon_jax.models import ict_model  # noqa: PLC0415
+
+    model = ict_model.load_default()
+    bar = progress.Progress(n_people * views, unit="picture")
+    pics = calibration_pictures(n_people, views, seed, max_yaw_deg=max_yaw_deg,
+                                progress=bar.update)
+    bar.close()
+    edges = np.radians(np.arange(-max_yaw_deg + bin_degrees, max_yaw_deg, bin_degrees))
+    res = learn_map(pics["detections"], pics["screen"], pics["visible"], pics["yaw"],
+                    np.asarray(model.landmarks), np.asarray(model.mean_shape), edges)
+    m = LandmarkMap(static=jnp.asarray(res["static"]), contour=jnp.asarray(res["contour"]),
+                    yaw_edges=jnp.asarray(edges, jnp.float32))
+    summary = (f"{len(pics['yaw'])} pictures ({pics['misses']} without a detected face); mean "
+               f"capped residual (inter-ocular units): inner {res['residual'][17:].mean():.3f},"
+               f" contour {np.nanmean(res['contour_residual']):.3f}")
+    info = {"model": model.info.get("name"), "n_vertices": model.n_vertices,
+            "model_landmarks": np.asarray(model.landmarks).tolist(),
+            "detector": "dlib HOG / MMOD CNN + shape_predictor_68_face_landmarks "
+                        "(facerecon_jax.photo.detection.FaceDetector)",
+            "pictures": int(len(pics["yaw"])), "misses": int(pics["misses"]), "seed": seed,
+            "n_people": n_people, "views": views, "max_yaw_deg": max_yaw_deg,
+            "residual": np.round(res["residual"], 4).tolist(),
+            "contour_residual": np.round(np.nan_to_num(res["contour_residual"], nan=-1),
+                                         4).tolist(),
+            "made_by": "python -m launch.calibrate_landmarks", "summary": summary}
+    export.write_text(path, to_json(m, info))
+    info["summary"] = summary
+    return info

@@ -1,0 +1,146 @@
+"""Where a landmark detector's 68 points lie on the face model: a learned landmark embedding.
+
+A face model ships 68 "landmark vertices", chosen by its authors for their own annotation
+convention. dlib's 68 points (iBUG 300-W) follow another: on the default ICT model the detected
+eye corners sit ~0.1 inter-ocular distances above ICT's eyelid vertices, the brows on another
+edge, and the jaw contour on the face's visible outline, which moves over the cheek as the head
+turns, where ICT's contour vertices stay put. Fitting the model's vertices to such points pulls
+the shape (and the blendshapes) towards the difference. FLAME/DECA solve the same problem with a
+landmark embedding: static surface points for the inner landmarks and, for the contour, points
+that depend on the head's yaw. This module learns one from pictures of known 3D shape:
+
+  - pictures: people of `benchmark_faces` (whole ICT heads, 100-mode identities with detail,
+    photo-like skin), seeds apart from the evaluation's, yaw spread over +-50 degrees;
+  - the detector (dlib, as the photo pipeline runs it) on each picture;
+  - for every landmark, the face-area vertex whose projection lies closest to the detection on
+    average (inter-ocular units, capped; hidden vertices count as the cap), among vertices near
+    the model's own landmark vertex: one vertex for each inner landmark (17-67), one per yaw bin
+    for each contour landmark (0-16).
+
+The result (`LandmarkMap`) is small (68 + 17 x bins vertex ids, the bin edges and the residual
+spread of each landmark) and ships with the package (`data/`); `landmark_calibration` remakes
+it (`launch/calibrate_landmarks.py`). It is used by fitting when the face model is the one it
+was made for (`for_model`); other models (BFM) keep their own landmark vertices.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Dict, Optional
+
+import flax.struct
+import jax.numpy as jnp
+import numpy as np
+
+DATA_DIR = pathlib.Path(__file__).parent / "data"
+DEFAULT_FILE = DATA_DIR / "landmark_map_ict_dlib.json"
+CONTOUR = np.arange(17)
+
+
+@flax.struct.dataclass
+class LandmarkMap:
+    static: jnp.ndarray            # (68,) int32 vertex of each landmark (contour: frontal bin)
+    contour: jnp.ndarray           # (n_bins, 17) int32 contour vertices per yaw bin
+    yaw_edges: jnp.ndarray         # (n_bins - 1,) float32 radians, bin boundaries
+
+    def vertices(self, angles) -> jnp.ndarray:
+        """(B, 68) vertex ids for heads at Euler angles (B, 3) (yaw = angles[:, 1])."""
+        b = jnp.searchsorted(self.yaw_edges, angles[..., 1])
+        idx = jnp.broadcast_to(self.static, angles.shape[:-1] + (68,))
+        return idx.at[..., :17].set(self.contour[b])
+
+    def project(self, screen, angles) -> jnp.ndarray:
+        """(B, 68, 2) landmark pixels from projected vertices screen (B, V, 3)."""
+        idx = self.vertices(angles)
+        return jnp.take_along_axis(screen[..., :2], idx[..., None], axis=-2)
+
+
+def to_json(m: LandmarkMap, info: dict) -> str:
+    return json.dumps({"static": np.asarray(m.static).tolist(),
+                       "contour": np.asarray(m.contour).tolist(),
+                       "yaw_edges_deg": np.degrees(np.asarray(m.yaw_edges)).tolist(),
+                       "info": info}, indent=1)
+
+
+def from_json(text: str) -> tuple:
+    d = json.loads(text)
+    return (LandmarkMap(static=jnp.asarray(d["static"], jnp.int32),
+                        contour=jnp.asarray(d["contour"], jnp.int32),
+                        yaw_edges=jnp.asarray(np.radians(d["yaw_edges_deg"]), jnp.float32)),
+            d["info"])
+
+
+def for_model(model, path: Optional[pathlib.Path] = None) -> Optional[LandmarkMap]:
+    """The shipped map when `model` is the one it was learned for (same vertex count and the
+    same landmark vertices), else None (use the model's own landmark vertices)."""
+    path = pathlib.Path(path) if path else DEFAULT_FILE
+    if not path.exists():
+        return None
+    m, info = from_json(path.read_text())
+    if (info.get("n_vertices") != model.n_vertices
+            or info.get("model_landmarks") != np.asarray(model.landmarks).tolist()):
+        return None
+    return m
+
+
+# --------------------------------------------------------------------------- learning it
+
+def visible_vertices(screen: np.ndarray, depth: np.ndarray, n: int, eps: float = 0.02
+                     ) -> np.ndarray:
+    """(n,) bool: vertices 0..n-1 (screen (V, 3) as x, y, z_cam) not hidden by the rendered
+    depth buffer (H, W; 0 = empty) at their pixel."""
+    h, w = depth.shape
+    xy = np.round(screen[:n, :2]).astype(int)
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    vis = np.zeros(n, bool)
+    xi, yi = np.clip(xy[:, 0], 0, w - 1), np.clip(xy[:, 1], 0, h - 1)
+    d = depth[yi, xi]
+    vis[inside] = (d[inside] > 0) & (screen[:n, 2][inside] <= d[inside] + eps)
+    return vis
+
+
+def choose_vertices(costs: np.ndarray) -> np.ndarray:
+    """costs (N, 68, C) per picture, landmark and candidate -> (68,) index of the candidate
+    with the lowest mean cost."""
+    return np.argmin(costs.mean(0), axis=-1)
+
+
+def learn_map(detections: np.ndarray, screens: np.ndarray, visible: np.ndarray,
+              yaws: np.ndarray, model_landmarks: np.ndarray, rest_shape: np.ndarray,
+              yaw_edges: np.ndarray, radius: float = 0.3, contour_radius: float = 0.5,
+              cap: float = 0.3) -> Dict[str, np.ndarray]:
+    """The embedding from calibration pictures.
+
+    detections (N, 68, 2) detected landmarks, screens (N, V, 2) projected face-area vertices of
+    the true posed heads, visible (N, V) bool, yaws (N,) radians, model_landmarks (68,) the
+    model's own landmark vertices, rest_shape (V, 3) the model's mean shape (candidates of a
+    landmark: vertices within `radius` dm of its model vertex, `contour_radius` for the
+    contour), yaw_edges (n_bins - 1,) radians. Cost of a candidate in a picture: its distance to
+    the detection in inter-ocular units, capped at `cap` (hidden: the cap).
+    Returns static (68,), contour (n_bins, 17), and the mean capped residual of each choice.
+    """
+    iod = np.linalg.norm(detections[:, 36] - detections[:, 45], axis=-1)        # (N,)
+    static = np.asarray(model_landmarks).copy()
+    resid = np.zeros(68)
+    n_bins = len(yaw_edges) + 1
+    bins = np.searchsorted(yaw_edges, yaws)
+    contour = np.tile(static[:17], (n_bins, 1))
+    contour_resid = np.full((n_bins, 17), np.nan)
+    for k in range(68):
+        r = contour_radius if k < 17 else radius
+        cand = np.nonzero(np.linalg.norm(rest_shape - rest_shape[model_landmarks[k]], axis=1)
+                          < r)[0]
+        d = np.linalg.norm(screens[:, cand, :] - detections[:, k, None, :], axis=-1)
+        c = np.where(visible[:, cand], np.minimum(d / iod[:, None], cap), cap)   # (N, C)
+        best = int(np.argmin(c.mean(0)))
+        static[k], resid[k] = cand[best], c.mean(0)[best]
+        if k < 17:
+            for b in range(n_bins):
+                sel = bins == b
+                if sel.sum() >= 3:
+                    j = int(np.argmin(c[sel].mean(0)))
+                    contour[b, k], contour_resid[b, k] = cand[j], c[sel].mean(0)[j]
+    # the static contour entry is the frontal bin's
+    static[:17] = contour[np.searchsorted(yaw_edges, 0.0)]
+    return {"static": static.astype(np.int32), "contour": contour.astype(np.int32),
+            "residual": resid, "contour_residual": contour_resid}

@@ -1,0 +1,183 @@
+"""The hybrid loss of docs/design.md §7, as pure functions; shared by fitting and training.
+
+L = w_photo L_photo + w_lan L_lan + w_per L_per + w_coef L_coef + w_tex L_tex (+ w_gamma L_gamma)
+
+Images are RGB in [0, 1]; landmarks are image pixels of the 224 x 224 crop, y down.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+NOSE_AND_INNER_MOUTH = tuple(range(28, 31)) + tuple(range(60, 68))   # 0-based, weight 20
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+    """Paper weights by default; `deep3d()` gives Deep3DFaceRecon's."""
+    photo: float = 1.9
+    lan: float = 1.6e-3
+    per: float = 0.2
+    coef: float = 3e-4
+    tex: float = 5.0
+    gamma: float = 0.0
+    w_id: float = 1.0
+    w_exp: float = 0.8
+    w_third: float = 1.7e-3
+    third: str = "gamma"          # paper: light; Deep3DFaceRecon: "tex"
+    # fitting priors beyond the paper's loss (0 / 1 = the paper's loss)
+    exp_l1: float = 0.0           # w ||beta||_1: keeps unused blendshape weights at 0
+    lan_contour: float = 1.0      # weight of the 17 jaw-contour landmarks (0-based 0..16)
+    lan_nose_mouth: float = 20.0  # weight of the nose and inner-mouth landmarks (paper: 20)
+    lan_shape: float = 1.0        # share of the landmark term's gradient that reaches identity
+                                  # and expression (the value is unchanged; pose keeps all of
+                                  # it: the landmarks place the head, the dense terms the shape)
+
+    @classmethod
+    def paper(cls) -> "LossWeights":
+        return cls()
+
+    @classmethod
+    def named(cls, name: str) -> "LossWeights":
+        """"paper" or "deep3d" (the one place weights are chosen by name)."""
+        if name not in ("paper", "deep3d"):
+            raise ValueError(f"loss weights must be 'paper' or 'deep3d', got {name!r}")
+        return cls.paper() if name == "paper" else cls.deep3d()
+
+    @classmethod
+    def deep3d(cls) -> "LossWeights":
+        return cls(photo=1.92, lan=1.6e-3, per=0.2, coef=3e-4, tex=1.7e-2, gamma=10.0,
+                   w_id=1.0, w_exp=0.8, w_third=1.7e-2, third="tex")
+
+
+def landmark_weights(contour: float = 1.0, nose_mouth: float = 20.0) -> np.ndarray:
+    w = np.ones(68, np.float32)
+    w[list(NOSE_AND_INNER_MOUTH)] = nose_mouth
+    w[:17] = contour
+    return w
+
+
+def photometric(image, target, region, attention=None, eps: float = 1e-8):
+    """sum_{i in M} A_i ||I_i - I'_i||_2 / sum_{i in M} A_i, per image (B,).
+
+    region: (B, H, W) the rendered face region M (may be soft); attention: (B, H, W) skin A.
+    """
+    a = region if attention is None else region * attention
+    diff = jnp.sqrt(jnp.sum((target - image) ** 2, axis=-1) + eps)
+    return jnp.sum(a * diff, axis=(-1, -2)) / jnp.maximum(jnp.sum(a, axis=(-1, -2)), 1.0)
+
+
+def landmark(pred, target, weights=None):
+    """(1/N) sum_n w_n ||q_n - q'_n||^2 per image (B,), pixels."""
+    if weights is None:
+        weights = jnp.asarray(landmark_weights())
+    d2 = jnp.sum((pred - target) ** 2, axis=-1)
+    return jnp.mean(d2 * weights, axis=-1)
+
+
+def perceptual(feat_a, feat_b, eps: float = 1e-8):
+    """1 - cos(f(I), f(I')) per image (B,)."""
+    num = jnp.sum(feat_a * feat_b, axis=-1)
+    den = jnp.linalg.norm(feat_a, axis=-1) * jnp.linalg.norm(feat_b, axis=-1)
+    return 1.0 - num / jnp.maximum(den, eps)
+
+
+def coefficient_reg(parts: Dict[str, jnp.ndarray], w: LossWeights, shared_scale=None):
+    """w_a ||alpha||^2 + w_b ||beta||^2 + w_third ||gamma or delta||^2 (+ exp_l1 ||beta||_1),
+    per image (B,). `shared_scale` (B,) scales the identity (and texture) prior: a joint fit of
+    n images of one person counts the prior of what they share once, 1/n per image."""
+    third = parts["gamma"] if w.third == "gamma" else parts["tex"]
+    one = 1.0 if shared_scale is None else shared_scale
+    r = (one * w.w_id * jnp.sum(parts["id"] ** 2, -1)
+         + w.w_exp * jnp.sum(parts["exp"] ** 2, -1)
+         + (one if w.third == "tex" else 1.0) * w.w_third * jnp.sum(third ** 2, -1))
+    if w.exp_l1:
+        r = r + w.exp_l1 / w.coef * jnp.sum(jnp.abs(parts["exp"]), -1)
+    return r
+
+
+def texture_variance(albedo, skin_mask):
+    """sum over r, g, b of the variance of the albedo over the skin region R, per image (B,)."""
+    m = skin_mask[None, :, None]
+    n = jnp.maximum(jnp.sum(skin_mask), 1.0)
+    mean = jnp.sum(albedo * m, axis=-2, keepdims=True) / n
+    return jnp.sum(((albedo - mean) * m) ** 2, axis=(-1, -2)) / n
+
+
+def gamma_channel_variance(gamma):
+    """Deep3DFaceRecon's light regulariser: variance of the SH coefficients across channels."""
+    if gamma.shape[-1] != 27:
+        return jnp.zeros(gamma.shape[:-1], gamma.dtype)
+    g = gamma.reshape(gamma.shape[:-1] + (3, 9))
+    return jnp.mean((g - jnp.mean(g, axis=-2, keepdims=True)) ** 2, axis=(-1, -2))
+
+
+def total(terms: Dict[str, jnp.ndarray], w: LossWeights):
+    """The weighted sum of the (B,) terms present in `terms` -> (B,)."""
+    weights = {"photo": w.photo, "lan": w.lan, "per": w.per, "coef": w.coef, "tex": w.tex,
+               "gamma": w.gamma}
+    return sum(weights[k] * v for k, v in terms.items() if k in weights)
+
+
+def make_hybrid_loss(model, layout, *, camera, weights: LossWeights = LossWeights(),
+                     soft: bool = False, backend: str = "scatter", embed_params=None,
+                     landmarks_only: bool = False, landmark_map=None):
+    """loss(x, batch) -> (mean total, {term: (B,)}) for coefficient vectors x (B, layout.size).
+
+    batch: image (B, H, W, 3) in [0, 1], landmarks (B, 68, 2) crop pixels y down, attention
+    (B, H, W); for the perceptual term optionally chip (B, 2, 3) and target_feat (B, 128), else
+    computed here from the landmarks and the input image (not differentiated). The render is
+    composited over the input image, so the embedding sees the same background in both.
+    `landmarks_only`: landmark and coefficient terms only (no rendering).
+    `landmark_map`: where the detector's 68 landmarks lie on the model (a
+    `landmark_embedding.LandmarkMap`); None: the model's landmark vertices.
+    batch may hold shared_scale (B,): see `coefficient_reg`.
+    """
+    from facerecon_jax.photo import face_embedding  # renderer imports nothing from here
+    from facerecon_jax.render import renderer  # renderer imports nothing from here
+
+    w = weights
+    rcfg = renderer.RenderConfig(camera=camera, soft=soft, backend=backend, colour_only=True)
+    use_per = (not landmarks_only) and embed_params is not None and w.per > 0
+    lan_w = jnp.asarray(landmark_weights(w.lan_contour, w.lan_nose_mouth))
+
+    def loss(x, batch):
+        parts = layout.split(x)
+        verts = renderer.face_vertices(model, parts, camera)
+        lverts = verts
+        if w.lan_shape != 1.0:  # same landmark positions; the shape's gradient scaled
+            s = w.lan_shape
+            damp = {k: s * parts[k] + (1.0 - s) * jax.lax.stop_gradient(parts[k])
+                    for k in ("id", "exp")}
+            lverts = renderer.face_vertices(model, dict(parts, **damp), camera)
+        lm = lverts["landmarks"] if landmark_map is None else landmark_map.project(
+            lverts["screen"], parts["angles"])
+        terms = {"lan": landmark(lm, batch["landmarks"], lan_w),
+                 "coef": coefficient_reg(parts, w, batch.get("shared_scale"))}
+        if not landmarks_only:
+            out = renderer.render_vertices(model, verts, rcfg, background=batch["image"])
+            region = out["alpha"] if soft else out["alpha"] * out["front"]
+            terms["photo"] = photometric(out["image"], batch["image"], region,
+                                         batch["attention"])
+            terms["tex"] = texture_variance(verts["albedo"], model.skin_mask)
+            if w.gamma:
+                terms["gamma"] = gamma_channel_variance(parts["gamma"])
+            if use_per:
+                chip = batch.get("chip")
+                if chip is None:
+                    chip = face_embedding.face_chip_transforms(batch["landmarks"])
+                target = batch.get("target_feat")
+                if target is None:
+                    real = face_embedding.extract_chip(batch["image"] * 255.0, chip)
+                    target = jax.lax.stop_gradient(
+                        face_embedding.FaceEmbeddingNet().apply(embed_params, real))
+                chips = face_embedding.extract_chip(out["image"] * 255.0, chip)
+                feat = face_embedding.FaceEmbeddingNet().apply(embed_params, chips)
+                terms["per"] = perceptual(feat, target)
+        return jnp.mean(total(terms, w)), terms
+
+    return loss

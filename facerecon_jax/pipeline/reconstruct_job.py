@@ -1,0 +1,183 @@
+"""One `facerecon-reconstruct` run: inputs in, a folder of faces out, nothing lost.
+
+Before any work the output folder is checked (`output_folder.check_writable`) and every input
+must exist. Then: temporaries of an interrupted run are removed; the tool's own outputs are
+never taken as inputs; inputs sharing a name get distinct names (said on the console); inputs
+whose faces are already complete in the folder are skipped (said, with how many) unless
+`overwrite`; faces are fitted in batches and written, and after every batch `report.json` (one
+record per face, merged with earlier runs) is rewritten atomically, so a killed run keeps what it
+finished. The exit status is the number of inputs that failed (at most 100).
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from facerecon_jax.fit import fitting
+from facerecon_jax.geometry import coefficients
+from facerecon_jax.io import cli, output_folder, progress
+from facerecon_jax.photo import detection, face_embedding
+from facerecon_jax.pipeline import reconstruct, results_page
+from facerecon_jax.models.model_loading import load_face_model
+
+
+class CheckpointMismatchError(cli.UsageError):
+    """The R-Net checkpoint predicts a vector of another size than the face model needs."""
+
+
+@dataclasses.dataclass
+class Options:
+    faces: str = "largest"
+    video_every: int = 10
+    max_frames: int | None = None
+    checkpoint: str | None = None
+    texture: str | None = "albedo"
+    texture_size: int = 1024
+    overwrite: bool = False
+
+
+def _err(msg: str) -> None:
+    sys.stderr.write(f"\n{msg}\n")
+
+
+def run(inputs: Sequence[str], out_dir, cfg, options: Options | None = None,
+        say: Callable[[str], None] = print, detector: detection.FaceDetector | None = None,
+        stream=None) -> dict:
+    """Reconstruct every face of `inputs` into `out_dir` with the reconstruct config `cfg`.
+    Returns {"status": exit status, "report": the merged report, "results", "failures",
+    "skipped": inputs left as they were, "ignored": outputs not taken as inputs, "renamed"}."""
+    options = options or Options()
+    out_dir = output_folder.check_writable(out_dir)
+    reconstruct.check_inputs(inputs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stale = output_folder.remove_stale_temporaries(out_dir)
+    if stale:
+        say(f"removed {len(stale)} temporary file(s) an interrupted run left in {out_dir}")
+    old = output_folder.read_report(out_dir)
+    ignored: list = []
+    sources = list(reconstruct.iter_sources(inputs, options.video_every, options.max_frames,
+                                            ignored))
+    if ignored:
+        say(f"left out {len(ignored)} picture(s) that facerecon-reconstruct wrote (outputs are "
+            f"never inputs), e.g. {ignored[0]}")
+    renamed: list = []
+    output_folder.assign_names(
+        sources, {f["name"]: output_folder.source_key(f.get("source", ""))
+                  for f in old.get("faces", [])}, lambda m: (renamed.append(m), say(m)))
+    skipped = []
+    if not options.overwrite:
+        done = output_folder.complete_sources(out_dir, old)
+        skipped = [s for s in sources if output_folder.source_key(s.path) in done]
+        sources = [s for s in sources if output_folder.source_key(s.path) not in done]
+        if skipped:
+            say(f"skipped {len(skipped)} input(s) whose faces are already complete in {out_dir} "
+                f"(all files present); --overwrite redoes them")
+    result = {"results": [], "failures": [], "skipped": [s.path for s in skipped],
+              "ignored": ignored, "renamed": renamed}
+    if not sources and not skipped:
+        raise reconstruct.InputError(f"no images or videos found in {', '.join(inputs)}")
+    results, failures = result["results"], result["failures"]
+    if sources:
+        _fit_all(sources, out_dir, cfg, options, results, failures, detector, stream,
+                 lambda: _save(out_dir, old, results, failures))
+    report = _save(out_dir, old, results, failures)
+    results_page.write_reconstruct_page(out_dir, report)
+    failed_sources = {f["source"] for f in failures}
+    result.update(report=report, status=min(len(failed_sources), 100))
+    return result
+
+
+def _save(out_dir, old: dict, results, failures) -> dict:
+    """This run's faces and failures merged into the folder's report as it was before the run
+    (`old`), written atomically."""
+    merged = output_folder.merge_report(old, results, failures,
+                                        [r["source"] for r in results]
+                                        + [f["source"] for f in failures])
+    output_folder.write_report(out_dir, merged)
+    return merged
+
+
+def _fit_all(sources, out_dir, cfg, options, results, failures, detector, stream, save_report):
+    model = load_face_model(cfg.model)
+    predictor, light = None, cfg.light
+    if options.checkpoint:
+        from facerecon_jax.training import train  # orbax only when asked for
+        predictor, meta = train.load_predictor(options.checkpoint)
+        light = meta["light"]
+        need = coefficients.CoeffLayout.for_model(model, light).size
+        if need != meta["num_outputs"]:
+            raise CheckpointMismatchError(
+                f"--checkpoint {options.checkpoint} predicts {meta['num_outputs']} coefficients; "
+                f"the face model {model.info.get('name')} with {light} light needs {need}: "
+                f"give the --config.model the network was trained for")
+    layout = coefficients.CoeffLayout.for_model(model, light)
+    fit_cfg = fitting.FitConfig.from_config(cfg)
+    embed_params = face_embedding.load_face_embedding() if cfg.perceptual else None
+    detector = detector or detection.FaceDetector()
+    bar = progress.Progress(len(sources), unit="image", stream=stream)
+    pending, outstanding = [], {}
+
+    def note():
+        return f"{len(results)} faces written, {len(failures)} failed"
+
+    def flush():
+        if not pending:
+            return
+        t0 = time.perf_counter()
+
+        def on_step(stage, step, n_steps, loss, sec_per_step):
+            speed = f", {sec_per_step:.2f} s/step" if sec_per_step else ""
+            bar.update(0, note=f"fitting {len(pending)} faces: {stage} {step}/{n_steps}"
+                               f"{speed}, loss {loss:.4f}")
+        x, _ = reconstruct.fit_faces(model, layout, pending, fit_cfg, embed_params,
+                                     progress=on_step, predictor=predictor,
+                                     batch_size=cfg.batch_size)
+        secs = time.perf_counter() - t0
+        for face, row in zip(pending, np.asarray(x)):
+            try:
+                r = reconstruct.write_outputs(out_dir, face, model, layout, row, fit_cfg,
+                                              options.texture, options.texture_size)
+                r["fit_seconds_per_face"] = secs / len(pending)
+                results.append(r)
+            except OSError as e:
+                failures.append({"source": face.path, "error": f"cannot write outputs: {e}"})
+            outstanding[face.path] -= 1
+            if outstanding[face.path] == 0:
+                bar.update(1, note=note())
+        pending.clear()
+        save_report()     # the manifest after every batch: a killed run keeps what it finished
+
+    for src in sources:
+        try:
+            faces = reconstruct.prepare(src, model, detector, options.faces)
+        except (detection.ImageReadError, detection.NoFaceError, detection.LandmarkFileError,
+                ValueError) as e:
+            failures.append({"source": src.path, "error": str(e)})
+            _err(f"skipped {src.path}: {e}")
+            bar.update(1, note=note())
+            continue
+        outstanding[src.path] = outstanding.get(src.path, 0) + len(faces)
+        for face in faces:
+            pending.append(face)
+            if len(pending) >= cfg.batch_size:
+                flush()
+    flush()
+    bar.note = note()
+    bar.close()
+
+
+def print_summary(result: dict, out_dir, say: Callable[[str], None] = print) -> None:
+    out_dir = pathlib.Path(out_dir)
+    for r in result["results"]:
+        psnr = (f", texture PSNR {r['texture_psnr_db']:.1f} dB" if r.get("texture_psnr_db")
+                is not None else "")
+        say(f"{r['name']}: landmark error {r['landmark_error_nme']:.4f} (NME, inter-ocular)"
+            f"{psnr} -> {out_dir / r['name']}.obj")
+    say(f"results page: {(out_dir / 'index.html').resolve().as_uri()}")
+    for f in result["failures"]:
+        say(f"FAILED {f['source']}: {f['error']}")

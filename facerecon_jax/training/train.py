@@ -1,0 +1,421 @@
+"""Training R-Net without 3D ground truth: pure functions and one TrainState.
+
+`train_step` is written once as a pure function of (state, batch) with an axis name: gradients,
+the loss and the metrics are averaged with lax.pmean over that axis (BatchNorm averages its
+batch statistics over it too), and a non-finite loss or gradient leaves the state untouched and
+raises the `finite` flag, on which the host loop stops. `train_and_evaluate` wraps it in jax.pmap
+over the local devices; multi-host runs call jax.distributed.initialize first (launch/train.py),
+and each host reads its own shards, so a TPU pod slice runs the same program.
+
+Checkpoints (orbax CheckpointManager): params, optimizer state, batch statistics and the step,
+which is also the data position (the input pipeline is a pure function of (seed, step)). Saves are
+atomic (orbax finalises a temporary directory by renaming it), the last `keep` are kept, and a
+run started in a workdir that holds a checkpoint resumes from it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import pathlib
+import time
+from typing import Any, Callable, Dict, Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax.training import train_state
+from absl import logging
+
+from facerecon_jax.geometry import camera as cam
+from facerecon_jax.fit import losses
+from facerecon_jax.geometry import metrics
+from facerecon_jax.training import data, rnet
+from facerecon_jax.geometry.coefficients import CoeffLayout
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss or gradient became NaN/Inf; the last good checkpoint is kept."""
+
+
+class TrainState(train_state.TrainState):
+    batch_stats: Any = None
+
+
+def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int):
+    """Constant (paper) or step decay: lr x decay_factor every decay_epochs (Deep3DFaceRecon)."""
+    if config.lr_decay_epochs:
+        every = max(1, int(config.lr_decay_epochs * steps_per_epoch))
+        return optax.exponential_decay(config.learning_rate, every, config.lr_decay_factor,
+                                       staircase=True)
+    return optax.constant_schedule(config.learning_rate)
+
+
+def create_train_state(rng, net: rnet.RNet, image_size: int, tx) -> TrainState:
+    variables = net.init(rng, jnp.zeros((1, image_size, image_size, 3), jnp.float32))
+    state = TrainState.create(apply_fn=net.apply, params=variables["params"], tx=tx,
+                              batch_stats=variables.get("batch_stats", {}))
+    # a strongly typed step, so the jitted step's output state has the input's types
+    return state.replace(step=jnp.zeros((), jnp.int32))
+
+
+def load_backbone(state: TrainState, path: str) -> TrainState:
+    """Copy user-supplied backbone weights (a Flax checkpoint of an RNet's variables, saved with
+    orbax StandardSave or as a msgpack file) into the state; the head is kept zero."""
+    p = pathlib.Path(path).expanduser()
+    if p.is_file():
+        restored = flax.serialization.msgpack_restore(p.read_bytes())
+    else:
+        restored = ocp.StandardCheckpointer().restore(p.resolve())
+    params = restored.get("params", restored)
+    stats = restored.get("batch_stats", state.batch_stats)
+
+    def merge(target, source, prefix=""):
+        out = {}
+        for k, v in target.items():
+            if k == "head" or k not in source:
+                out[k] = v
+            elif isinstance(v, dict):
+                out[k] = merge(v, source[k], prefix + k + "/")
+            else:
+                if np.shape(source[k]) != np.shape(v):
+                    raise ValueError(f"{path}: {prefix}{k} has shape {np.shape(source[k])}, "
+                                     f"the network expects {np.shape(v)}")
+                out[k] = jnp.asarray(source[k], v.dtype)
+        return out
+    return state.replace(params=merge(state.params, params),
+                         batch_stats=merge(state.batch_stats, stats))
+
+
+def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, hybrid_loss: Callable,
+               axis_name: Optional[str] = None):
+    """One optimiser step. Returns (state, metrics); metrics['finite'] is 0 when the update was
+    refused because the loss or a gradient was not finite."""
+
+    def loss_fn(params):
+        x, new_vars = state.apply_fn({"params": params, "batch_stats": state.batch_stats},
+                                     batch["image"], train=True, mutable=["batch_stats"])
+        loss, terms = hybrid_loss(x, batch)
+        return loss, (terms, new_vars["batch_stats"])
+
+    (loss, (terms, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    metrics = {"loss": loss, **{k: jnp.mean(v) for k, v in terms.items()}}
+    if axis_name is not None:
+        grads = jax.lax.pmean(grads, axis_name)
+        metrics = jax.lax.pmean(metrics, axis_name)
+        batch_stats = jax.lax.pmean(batch_stats, axis_name)
+    finite = jnp.isfinite(metrics["loss"])
+    for g in jax.tree_util.tree_leaves(grads):
+        finite &= jnp.all(jnp.isfinite(g))
+    new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+    state = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new_state, state)
+    metrics["finite"] = finite.astype(jnp.float32)
+    metrics["grad_norm"] = optax.tree.norm(grads)
+    return state, metrics
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def checkpoint_manager(workdir, keep: int = 3) -> ocp.CheckpointManager:
+    opts = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                        enable_async_checkpointing=False)
+    return ocp.CheckpointManager(pathlib.Path(workdir).resolve() / "checkpoints", options=opts,
+                                 item_names=("state", "meta"))
+
+
+def save_checkpoint(mngr: ocp.CheckpointManager, state: TrainState, meta: dict) -> None:
+    step = int(jax.device_get(state.step))
+    mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_savable(state)),
+                                            meta=ocp.args.JsonSave(meta)))
+    mngr.wait_until_finished()
+
+
+def _savable(state: TrainState) -> dict:
+    return {"step": state.step, "params": state.params, "opt_state": state.opt_state,
+            "batch_stats": state.batch_stats}
+
+
+def restore_checkpoint(mngr: ocp.CheckpointManager, state: TrainState, step=None):
+    """(state, meta) from the latest (or given) checkpoint, or (state, None) if there is none."""
+    step = mngr.latest_step() if step is None else step
+    if step is None:
+        return state, None
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, _savable(state))
+    r = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
+                                                   meta=ocp.args.JsonRestore()))
+    s = r["state"]
+    return state.replace(step=s["step"], params=s["params"], opt_state=s["opt_state"],
+                         batch_stats=s["batch_stats"]), r["meta"]
+
+
+def load_predictor(checkpoint_dir, step=None):
+    """(predict(images (B,H,W,3) in [0,1]) -> coefficients, meta) from a training workdir or its
+    checkpoints folder, for reconstruct's --checkpoint and for evaluation."""
+    d = pathlib.Path(checkpoint_dir).expanduser().resolve()
+    if (d / "checkpoints").is_dir():
+        d = d / "checkpoints"
+    if not d.is_dir():
+        raise FileNotFoundError(f"no R-Net checkpoints in {checkpoint_dir}")
+    mngr = ocp.CheckpointManager(d, options=ocp.CheckpointManagerOptions(read_only=True),
+                                 item_names=("state", "meta"))
+    step = mngr.latest_step() if step is None else step
+    if step is None:
+        raise FileNotFoundError(f"no R-Net checkpoint found in {d}")
+    meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    net = rnet.make_rnet(meta["arch"], meta["num_outputs"], width=meta.get("width", 64))
+    restored = mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore()))["state"]
+    variables = {"params": restored["params"], "batch_stats": restored["batch_stats"]}
+
+    size = int(meta["image_size"])
+
+    @jax.jit
+    def _predict(images):
+        return net.apply(variables, images, train=False)
+
+    def predict(images):
+        """(B, H, W, 3) RGB in [0, 1] (resized to the training size if needed) -> (B, D)."""
+        images = jnp.asarray(images, jnp.float32)
+        if images.shape[1:3] != (size, size):
+            images = jax.image.resize(images, (images.shape[0], size, size, 3), "linear",
+                                      antialias=True)
+        return _predict(images)
+    return predict, meta
+
+
+# --------------------------------------------------------------------------- the loop
+
+@dataclasses.dataclass
+class TrainResult:
+    step: int
+    history: list
+    workdir: str
+
+
+def replicate(tree):
+    """A copy of `tree` on every local device, stacked on a leading axis, laid out exactly like
+    the pmapped step's outputs (flax.jax_utils.replicate's layout differs, and the step would
+    compile a second time on its second call)."""
+    devices = jax.local_devices()
+    sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(devices), ("batch",)),
+                                          jax.sharding.PartitionSpec("batch"))
+    return jax.device_put(jax.tree_util.tree_map(
+        lambda a: np.broadcast_to(np.asarray(a)[None], (len(devices),) + np.shape(a)), tree),
+        sharding)
+
+
+def training_camera(config: ml_collections.ConfigDict) -> cam.Camera:
+    """The camera of the crops a config trains on (the 224 px camera scaled to image_size)."""
+    return cam.Camera().scaled(config.image_size)
+
+
+def make_training(config: ml_collections.ConfigDict, face_model, embed_params=None,
+                  axis_name: Optional[str] = "batch"):
+    """(net, layout, hybrid_loss, camera) for a config."""
+    layout = CoeffLayout.for_model(face_model, config.light)
+    camera = training_camera(config)
+    weights = losses.LossWeights.named(config.loss_weights)
+    if not config.perceptual:
+        weights = dataclasses.replace(weights, per=0.0)
+    if config.loss_weight_overrides:
+        weights = dataclasses.replace(weights, **dict(config.loss_weight_overrides))
+    hybrid = losses.make_hybrid_loss(face_model.to_jax(), layout, camera=camera, weights=weights,
+                                     backend=config.render_backend,
+                                     embed_params=embed_params if weights.per > 0 else None)
+    net = rnet.make_rnet(config.arch, layout.size, axis_name=axis_name,
+                         width=config.width)
+    return net, layout, hybrid, camera
+
+
+DATA_SETTINGS = ("batch_size", "image_size", "seed", "num_epochs")
+
+
+def data_settings_changed(saved: dict, config: ml_collections.ConfigDict) -> list:
+    """["key old -> new", ...] for the settings that decide which examples a step sees (the
+    `data` fields, batch size, image size, seed) where a checkpoint's config (`saved`, as stored
+    in its meta) differs from `config`."""
+    now = json.loads(config.to_json_best_effort())
+
+    def flat(d):
+        return {**{k: d[k] for k in DATA_SETTINGS if k in d},
+                **{f"data.{k}": v for k, v in (d.get("data") or {}).items()}}
+    before, after = flat(saved), flat(now)
+    return [f"{k} {before.get(k)!r} -> {after.get(k)!r}" for k in sorted(set(before) | set(after))
+            if k in before and before.get(k) != after.get(k)]
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
+                       face_model, embed_params=None, max_steps: Optional[int] = None,
+                       log: Optional[Callable[[str], None]] = None,
+                       summary_writer=None) -> TrainResult:
+    """Train (resuming from `workdir` if it holds a checkpoint) up to config.num_steps.
+
+    dataset: an object with `batches(batch_size, seed, start_step)` yielding host batches
+    (dicts of numpy arrays), e.g. `facerecon_jax.training.data.Dataset`.
+    `max_steps`: stop earlier (used to simulate an interrupted run).
+    """
+    log = log or logging.info
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    n_local = jax.local_device_count()
+    host_batch = config.batch_size // jax.process_count()
+    if host_batch % n_local:
+        raise ValueError(f"batch_size {config.batch_size} must split over {jax.process_count()} "
+                         f"hosts x {n_local} devices")
+    net, layout, hybrid, _ = make_training(config, face_model, embed_params, "batch")
+    if hasattr(dataset, "steps_per_epoch"):
+        steps_per_epoch = max(1, dataset.steps_per_epoch(host_batch))
+    else:
+        steps_per_epoch = max(1, getattr(dataset, "num_examples", config.batch_size)
+                              // config.batch_size)
+    num_steps = (config.num_epochs * steps_per_epoch if config.num_epochs
+                 else config.num_steps)
+    tx = optax.adam(make_schedule(config, steps_per_epoch))
+    state = create_train_state(jax.random.PRNGKey(config.seed), net, config.image_size, tx)
+    if config.backbone_checkpoint:
+        state = load_backbone(state, config.backbone_checkpoint)
+    mngr = checkpoint_manager(workdir, config.keep_checkpoints)
+    state, meta = restore_checkpoint(mngr, state)
+    start = int(state.step)
+    if meta is not None:
+        log(f"resumed from {workdir / 'checkpoints'} at step {start}")
+        changed = data_settings_changed(meta.get("config", {}), config)
+        if changed:
+            msg = (f"the data settings differ from the checkpoint's ({'; '.join(changed)}): the "
+                   f"run goes on from step {start} over the data as now configured")
+            log("WARNING: " + msg)
+    meta_out = {"arch": config.arch, "num_outputs": layout.size, "image_size": config.image_size,
+                "light": config.light, "width": config.width, "seed": config.seed,
+                "face_model": face_model.info.get("name", ""),
+                "config": json.loads(config.to_json_best_effort())}
+    p_step = jax.pmap(functools.partial(train_step, hybrid_loss=hybrid, axis_name="batch"),
+                      axis_name="batch", donate_argnums=(0,))
+    rstate = replicate(state)
+    end = num_steps if max_steps is None else min(num_steps, max_steps)
+    history = []
+    t0 = time.perf_counter()
+    keys = ("image", "landmarks", "attention")
+    host_batches = dataset.batches(host_batch, seed=config.seed, start_step=start,
+                                   **({"augment": config.data.augment}
+                                      if "data" in config and hasattr(dataset, "make_batch")
+                                      else {}))
+    device_batches = data.prefetch_to_device(
+        ({k: v for k, v in b.items() if k in keys} for b in host_batches), size=2)
+    unchecked = []            # (step, metrics on the device) since the last fetch
+    for step in range(start, end):
+        rstate, metrics = p_step(rstate, next(device_batches))
+        unchecked.append((step + 1, metrics))
+        done = step + 1
+        log_now = done % config.log_every == 0 or done == end
+        save_now = done % config.checkpoint_every == 0 or done == end
+        if not (log_now or save_now):
+            continue
+        # one transfer for every step since the last one; the NaN guard checks them all
+        # before anything is logged or saved
+        fetched = jax.device_get([m for _, m in unchecked])
+        for (s, _), mm in zip(unchecked, fetched):
+            m = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in mm.items()}
+            if m["finite"] < 1:
+                raise TrainingDivergedError(
+                    f"non-finite loss or gradient at step {s} (loss={m['loss']}); training "
+                    f"stopped without applying the update. The last good checkpoint (step "
+                    f"{mngr.latest_step()}) in {workdir / 'checkpoints'} is kept; resume from "
+                    f"it after checking the data and the learning rate.")
+            history.append({"step": s, **m})
+        unchecked.clear()
+        m = history[-1]
+        if log_now:
+            elapsed = time.perf_counter() - t0
+            rate = (done - start) / elapsed
+            eta = (end - done) / rate if rate > 0 else float("nan")
+            terms = " ".join(f"{k}={m[k]:.4g}" for k in ("loss", "photo", "lan", "per", "coef",
+                                                          "tex", "gamma") if k in m)
+            log(f"step {done}/{end} {terms} | {rate * config.batch_size:.1f} images/s | "
+                f"ETA {eta / 60:.1f} min")
+            if summary_writer is not None:
+                for k, v in m.items():
+                    summary_writer.add_scalar(f"train/{k}", v, done)
+                summary_writer.add_scalar("train/images_per_second",
+                                          rate * config.batch_size, done)
+                summary_writer.flush()
+        if save_now:
+            save_checkpoint(mngr, flax.jax_utils.unreplicate(rstate), {**meta_out, "step": done})
+    return TrainResult(end, history, str(workdir))
+
+
+def evaluate_synthetic(predict, face_model, layout: CoeffLayout, examples: Dict[str, np.ndarray],
+                       camera: cam.Camera, batch: int = 32) -> Dict[str, float]:
+    """Landmark error (NME, inter-ocular) and shape error (RMSE of the unposed shape in mm,
+    after removing the mean offset) of R-Net predictions against synthetic ground truth, and
+    the same for the mean face (x = 0) as the baseline."""
+    from facerecon_jax.geometry import morphable  # noqa: PLC0415
+    from facerecon_jax.render import renderer  # noqa: PLC0415
+
+    m = face_model.to_jax()
+    images = examples["image"].astype(np.float32) / 255.0 if examples["image"].dtype == np.uint8 \
+        else examples["image"]
+    preds = np.concatenate([np.asarray(predict(jnp.asarray(images[i:i + batch])))
+                            for i in range(0, len(images), batch)])
+    gt = jnp.asarray(examples["coeffs"])
+
+    def scores(x):
+        parts, tparts = layout.split(jnp.asarray(x)), layout.split(gt)
+        lm = np.asarray(renderer.face_vertices(m, parts, camera)["landmarks"])
+        nme = metrics.landmark_nme(lm, np.asarray(examples["landmarks"]))
+        s = np.asarray(morphable.shape(m, parts["id"], parts["exp"]))
+        t = np.asarray(morphable.shape(m, tparts["id"], tparts["exp"]))
+        d = (s - s.mean(1, keepdims=True)) - (t - t.mean(1, keepdims=True))
+        rmse_mm = np.sqrt(np.mean(np.sum(d ** 2, -1), -1)) * 100.0      # decimetres -> mm
+        return float(np.mean(nme)), float(np.mean(rmse_mm))
+
+    nme, rmse = scores(preds)
+    nme0, rmse0 = scores(np.zeros_like(preds))
+    return {"landmark_nme": nme, "shape_rmse_mm": rmse, "mean_face_landmark_nme": nme0,
+            "mean_face_shape_rmse_mm": rmse0, "examples": int(len(images))}
+
+
+def training_data(config: ml_collections.ConfigDict, workdir, face_model, log=print):
+    """The Dataset a config trains on: shards from facerecon-prepare-data (config.data.dir), or
+    config.data.synthetic_examples generated faces kept in the workdir (generated again, with
+    a warning, when the workdir holds another number of them)."""
+    from facerecon_jax.io import cli  # noqa: PLC0415
+    from facerecon_jax.training import synthetic  # noqa: PLC0415
+    if config.data.synthetic_examples:
+        layout = CoeffLayout.for_model(face_model, config.light)
+        data_dir = (pathlib.Path(workdir)
+                    / f"synthetic_{config.data.synthetic_condition}_{config.image_size}")
+        index = data_dir / "index.json"
+        have = json.loads(index.read_text())["num_examples"] if index.exists() else None
+        if have is not None and have != config.data.synthetic_examples:
+            log(f"WARNING: {data_dir} holds {have} synthetic faces, the config asks for "
+                f"{config.data.synthetic_examples}: generating them again")
+        if have != config.data.synthetic_examples:
+            logging.info("generating %d synthetic faces into %s",
+                         config.data.synthetic_examples, data_dir)
+            synthetic.write_synthetic_shards(data_dir, face_model, layout,
+                                             config.data.synthetic_examples, seed=config.seed,
+                                             condition=config.data.synthetic_condition,
+                                             size=config.image_size, overwrite=True)
+    else:
+        data_dir = pathlib.Path(config.data.dir)
+    dataset = data.Dataset(data_dir)
+    if dataset.image_size != config.image_size:
+        raise cli.UsageError(f"{data_dir} holds {dataset.image_size} px images, the config "
+                             f"trains at {config.image_size} px: set --config.image_size")
+    return dataset
+
+
+def held_out_report(config: ml_collections.ConfigDict, workdir, face_model) -> dict:
+    """R-Net of `workdir` on config.eval_examples held-out generated faces (another seed than
+    training's): landmark NME and shape RMSE against the mean face's."""
+    from facerecon_jax.training import synthetic  # noqa: PLC0415
+    layout = CoeffLayout.for_model(face_model, config.light)
+    held = synthetic.generate(face_model, layout, config.eval_examples,
+                              seed=config.seed + 10_000,
+                              condition=config.data.synthetic_condition, size=config.image_size)
+    predict, _ = load_predictor(workdir)
+    return evaluate_synthetic(predict, face_model, layout, held, training_camera(config))
