@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from facerecon_jax.geometry import camera as cam
-from facerecon_jax.fit import fitting
+from facerecon_jax.fit import fitting, losses
 from facerecon_jax.geometry import coefficients, morphable
 from facerecon_jax.render import renderer
 
@@ -24,8 +24,8 @@ def test_fitting_recovers_a_planted_face(default_model):
     parts["trans"] = jnp.asarray([[0.05, -0.03, 0.0], [-0.04, 0.02, 0.1]], jnp.float32)
     truth = lay.join(parts)
     size = 96
-    cfg = fitting.FitConfig(steps_landmark=80, steps=40, perceptual=False,
-                            camera=cam.Camera().scaled(size))
+    cfg = fitting.FitConfig.default(steps_landmark=80, steps=40, perceptual=False,
+                                    camera=cam.Camera().scaled(size))
     bg = jnp.full((2, size, size, 3), 0.3)
     target = renderer.render(m, truth, lay, renderer.RenderConfig(camera=cfg.camera), bg)
     batch = fitting.prepare_batch(target["image"], target["landmarks"], jnp.ones((2, size, size)))
@@ -79,8 +79,8 @@ def test_solver_compiles_once_per_stage(default_model):
     a second set of batches in the same process compiles nothing."""
     m, lay, camera, _ = _tiny_problem(default_model)
     # a config no other test uses, so the count starts from zero here
-    cfg = fitting.FitConfig(steps_landmark=4, steps=3, perceptual=False, camera=camera,
-                            lr=0.0199)
+    cfg = fitting.FitConfig.default(steps_landmark=4, steps=3, perceptual=False, camera=camera,
+                                    lr=0.0199)
     log = _CompileLog()
     logger = logging.getLogger("jax")
     logger.addHandler(log)
@@ -104,7 +104,7 @@ def test_solver_compiles_once_per_stage(default_model):
 def test_scan_solver_equals_python_loop(default_model):
     """fit_stage (lax.scan, one program) and a plain Python loop over the same step agree."""
     m, lay, camera, batch = _tiny_problem(default_model)
-    cfg = fitting.FitConfig(steps_landmark=6, steps=5, perceptual=False, camera=camera)
+    cfg = fitting.FitConfig.default(steps_landmark=6, steps=5, perceptual=False, camera=camera)
     x_scan, hist = fitting.fit(m, lay, batch, cfg)
     x = lay.zeros((2,))
     for stage in fitting.STAGE_NAMES:
@@ -124,7 +124,10 @@ def test_padding_does_not_change_the_fit(default_model):
     """A face fitted in a batch padded with copies of another gets the coefficients it gets
     alone (faces are independent; Adam does not see the batch size)."""
     m, lay, camera, batch = _tiny_problem(default_model, b=3, seed=7)
-    cfg = fitting.FitConfig(steps_landmark=5, steps=4, perceptual=False, camera=camera)
+    # the paper's smooth loss: the default L1 on blendshapes has a kink at 0, where float noise
+    # of a different batch size can flip a weight's side
+    cfg = fitting.FitConfig.default(steps_landmark=5, steps=4, perceptual=False, camera=camera,
+                                    weights=losses.LossWeights())
     x3, _ = fitting.fit(m, lay, batch, cfg)
     padded, n = fitting.pad_batch(dict(batch), 5)
     assert n == 3 and padded["image"].shape[0] == 5
@@ -135,8 +138,8 @@ def test_padding_does_not_change_the_fit(default_model):
 
 def test_progress_reports_steps_and_no_nan_speed(default_model):
     m, lay, camera, batch = _tiny_problem(default_model)
-    cfg = fitting.FitConfig(steps_landmark=6, steps=0, perceptual=False, camera=camera,
-                            report_every=2)
+    cfg = fitting.FitConfig.default(steps_landmark=6, steps=0, perceptual=False, camera=camera,
+                                    report_every=2)
     calls = []
     fitting.fit(m, lay, batch, cfg, progress=lambda *a: calls.append(a))
     assert [c[1] for c in calls] == [2, 4, 6]
@@ -165,16 +168,16 @@ def _two_people(model, size=48):
 
 def test_joint_fit_shares_identity_within_a_person_only(default_model):
     m, lay, camera, batch = _two_people(default_model)
-    cfg = fitting.FitConfig(steps_landmark=6, steps=4, perceptual=False, camera=camera,
-                            shared=("id", "tex"))
+    cfg = fitting.FitConfig.default(steps_landmark=6, steps=4, perceptual=False, camera=camera,
+                                    shared=("id", "tex"))
     x, _ = fitting.fit(m, lay, batch, cfg, group=np.array([7, 7, 3, 3]))
     p = {k: np.asarray(v) for k, v in lay.split(x).items()}
     for f in ("id", "tex"):
         np.testing.assert_allclose(p[f][0], p[f][1], rtol=0, atol=1e-6)
         np.testing.assert_allclose(p[f][2], p[f][3], rtol=0, atol=1e-6)
         assert np.abs(p[f][0] - p[f][2]).max() > 1e-3
-    # pose is per image
-    assert np.abs(p["angles"][0] - p["angles"][1]).max() > 0.1
+    # pose is per image: person A's two pictures turn to their own sides (yaw +0.25, -0.25)
+    assert p["angles"][0, 1] > 0.02 and p["angles"][1, 1] < -0.02
     # one image per group is the plain per-image fit
     single = dataclasses.replace(cfg, shared=())
     x_alone, _ = fitting.fit(m, lay, batch, single)
@@ -184,7 +187,8 @@ def test_joint_fit_shares_identity_within_a_person_only(default_model):
 
 def test_neutral_expression_option_keeps_blendshapes_at_zero(default_model):
     m, lay, camera, batch = _two_people(default_model)
-    free = fitting.FitConfig(steps_landmark=8, steps=0, perceptual=False, camera=camera)
+    free = fitting.FitConfig.default(steps_landmark=8, steps=0, perceptual=False, camera=camera,
+                                     weights=losses.LossWeights())     # no L1: weights move
     x_free, _ = fitting.fit(m, lay, batch, free)
     x_neutral, _ = fitting.fit(m, lay, batch, dataclasses.replace(free, expression="neutral"))
     assert np.abs(np.asarray(lay.split(x_free)["exp"])).max() > 0   # the option matters

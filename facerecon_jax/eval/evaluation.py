@@ -362,7 +362,7 @@ def run_benchmark(cfg, workdir=None, log=print, progress=None) -> dict:
             model, layout, x_or[keep], bench.person[keep], people.scans, cfg.radius_mm))
         if predictor is not None:
             x_rn = fit_prepared(model, rnet_layout, prepared, where, n,
-                                fitting.FitConfig(steps_landmark=0, steps=0),
+                                fitting.FitConfig.default(steps_landmark=0, steps=0),
                                 predictor=predictor, batch_size=fit_c.batch_size)
             single("R-Net", cond, score_identities(model, rnet_layout, x_rn, bench.person,
                                                    people.scans, cfg.radius_mm))

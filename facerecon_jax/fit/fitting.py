@@ -41,19 +41,21 @@ from facerecon_jax.models.face_model import FaceModel
 
 @dataclasses.dataclass(frozen=True)
 class FitConfig:
-    """Static (hashable) settings of the solver; one compilation per distinct config."""
-    steps_landmark: int = 150        # stage 1
-    steps: int = 200                 # stage 2
-    lr: float = 0.02
-    lr_pose: float = 0.01
-    weights: losses.LossWeights = losses.LossWeights()
-    perceptual: bool = True
+    """Static (hashable) settings of the solver; one compilation per distinct config. The
+    settings a user tunes have no defaults here: they come from configs/reconstruct.py
+    (`from_config`, or `default(**changes)` for the packaged defaults)."""
+    steps_landmark: int              # stage 1
+    steps: int                       # stage 2
+    lr: float
+    lr_pose: float
+    weights: losses.LossWeights
+    perceptual: bool
+    backend: str
+    expression: str                  # "free", or "neutral": blendshapes held at their start
+    shared: tuple                    # joint fit: fields one value per group (e.g. id, tex)
     soft: bool = False
-    backend: str = "scatter"
     camera: cam.Camera = cam.Camera()
     report_every: int = 10           # progress callback every n steps (0: never)
-    expression: str = "free"         # "free", or "neutral": blendshapes held at their start
-    shared: tuple = ()               # joint fit: fields one value per group (e.g. id, tex)
 
     @classmethod
     def from_config(cls, c) -> "FitConfig":
@@ -66,6 +68,13 @@ class FitConfig:
         return cls(steps_landmark=c.steps_landmark, steps=c.steps, lr=c.lr, lr_pose=c.lr_pose,
                    weights=w, perceptual=c.perceptual, backend=c.backend,
                    expression=c.expression, shared=tuple(c.shared))
+
+    @classmethod
+    def default(cls, **changes) -> "FitConfig":
+        """configs/reconstruct.py's settings, with `changes` (FitConfig fields) applied."""
+        from facerecon_jax.io import config_files  # noqa: PLC0415
+        return dataclasses.replace(cls.from_config(config_files.packaged("reconstruct")),
+                                   **changes)
 
 
 class Stage(NamedTuple):
@@ -239,7 +248,7 @@ def reporting(fn: Optional[Callable[[str, int, int, float], None]]):
 
 
 def fit(model: FaceModel, layout: CoeffLayout, batch: Dict[str, jnp.ndarray],
-        cfg: FitConfig = FitConfig(), init: Optional[jnp.ndarray] = None, embed_params=None,
+        cfg: Optional[FitConfig] = None, init: Optional[jnp.ndarray] = None, embed_params=None,
         progress: Optional[Callable[[str, int, int, float, Optional[float]], None]] = None,
         landmark_map=None, group=None):
     """Fit coefficients (B, layout.size) to a prepared batch. Returns (x, history).
@@ -253,7 +262,9 @@ def fit(model: FaceModel, layout: CoeffLayout, batch: Dict[str, jnp.ndarray],
     `cfg.report_every` steps; seconds_per_step is None until two reports of a stage have come
     (the first one includes the compilation, if any).
     history[stage]: {term: (n_steps, B) numpy}; history[stage + "_seconds"]: wall time.
+    `cfg` None: configs/reconstruct.py's settings.
     """
+    cfg = cfg if cfg is not None else FitConfig.default()
     model = model.to_jax()
     b = batch["image"].shape[0]
     x = jnp.asarray(init if init is not None else initial_coefficients(layout, b), jnp.float32)

@@ -23,3 +23,18 @@ def sibling(config_file, name: str):
 def get_config(path, arg: str | None = None):
     module = load_module(path)
     return module.get_config(arg) if arg else module.get_config()
+
+
+def packaged(name: str):
+    """The ConfigDict of the package's own configs/<name>.py (installed as
+    `facerecon_jax.configs`; in a checkout, configs/ at the repository root). Library defaults
+    come from here, so configs/ is the one place they are written."""
+    import importlib.util  # noqa: PLC0415
+    spec = importlib.util.find_spec("facerecon_jax.configs")
+    folders = list(spec.submodule_search_locations) if spec else []
+    folders.append(pathlib.Path(__file__).resolve().parents[2] / "configs")
+    for folder in folders:
+        path = pathlib.Path(folder) / f"{name}.py"
+        if path.exists():
+            return get_config(path)
+    raise FileNotFoundError(f"configs/{name}.py not found (looked in {folders})")
