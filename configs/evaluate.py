@@ -46,7 +46,8 @@ def get_config():
         "landmarks steer the shape at 1/4 (pose at 1), nose and mouth 1": {
             "landmark_shape": 0.25, "nose_mouth_weight": 1.0},
         "landmarks steer the shape at 1/4 (pose at 1)": {"landmark_shape": 0.25},
-        "identity prior x2": {"prior_scale": 2.0},
+        "coefficient prior x1 (the paper's)": {"prior_scale": 1.0},
+        "coefficient prior x8": {"prior_scale": 8.0},
         "jaw contour off": {"contour_weight": 0.0},
         "learned landmark embedding": {"landmark_map": "learned"},
         "hybrid 200 steps at lr 2e-2 (the paper's schedule)": {"steps": 200, "lr": 0.02},
