@@ -126,3 +126,52 @@ def test_output_dir_and_inputs_checked_before_any_work(tmp_path, monkeypatch):
     with pytest.raises(reconstruct.InputError, match="nope.jpg"):
         reconstruct_job.run([str(tmp_path / "nope.jpg")], tmp_path / "out", _config())
     assert not (tmp_path / "out").exists()
+
+
+def test_one_loop_batches_faces_saves_after_each_batch_and_uses_the_configured_map(
+        tmp_path, monkeypatch):
+    """facerecon-reconstruct runs `reconstruct.reconstruct_sources` (the loop aggregate uses
+    too): faces fitted in batches of the config's size, the report written after every batch,
+    the configured landmark embedding passed to the fit, a face-less photo named and skipped."""
+    for n in ("a", "b", "c", "d"):
+        _png(tmp_path / f"{n}.png", 50)
+    calls, saved = [], []
+
+    def prepare(src, model, detector, faces="largest"):
+        if src.name == "c":
+            raise reconstruct.detection.NoFaceError(f"no face found in {src.path}")
+        return [reconstruct.PreparedFace(src.name, src.path, *([None] * 6), "given")]
+
+    def fit_faces(model, layout, faces, cfg, embed, **kw):
+        calls.append(([f.name for f in faces], kw["landmark_map"], kw["batch_size"]))
+        return np.zeros((len(faces), layout.size), np.float32), {}
+
+    def write_outputs(folder, face, *a):
+        return {"name": face.name, "source": face.path, "files": []}
+
+    real_save = reconstruct_job._save
+
+    def save(out, old, results, failures):
+        saved.append([r["name"] for r in results])
+        return real_save(out, old, results, failures)
+
+    monkeypatch.setattr(reconstruct, "prepare", prepare)
+    monkeypatch.setattr(reconstruct, "fit_faces", fit_faces)
+    monkeypatch.setattr(reconstruct, "write_outputs", write_outputs)
+    monkeypatch.setattr(reconstruct_job, "_save", save)
+    monkeypatch.setattr(reconstruct_job.results_page, "write_reconstruct_page", lambda *a: None)
+    cfg = _config()
+    cfg.batch_size = 2
+    cfg.landmark_map = "learned"
+    out = tmp_path / "out"
+    res = reconstruct_job.run([str(tmp_path)], out, cfg, detector=object(), say=lambda m: None)
+    assert [c[0] for c in calls] == [["a", "b"], ["d"]] and all(c[2] == 2 for c in calls)
+    assert all(c[1] is not None for c in calls)        # the learned embedding, not None
+    assert saved[:2] == [["a", "b"], ["a", "b", "d"]]   # after each batch, then at the end
+    assert [f["source"] for f in res["failures"]] == [str(tmp_path / "c.png")]
+    assert res["status"] == 1
+    calls.clear()
+    cfg.landmark_map = "model"
+    reconstruct_job.run([str(tmp_path)], tmp_path / "out2", cfg, detector=object(),
+                        say=lambda m: None)
+    assert calls and all(c[1] is None for c in calls)

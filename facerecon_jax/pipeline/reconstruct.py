@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Callable, Iterator, List, Optional, Sequence
+import time
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 import jax.numpy as jnp
 import numpy as np
@@ -207,6 +208,73 @@ def fit_groups(model: FaceModel, layout: CoeffLayout, faces: Sequence[PreparedFa
     return out
 
 
+def reconstruct_sources(items: Iterable[tuple], model: FaceModel, layout: CoeffLayout,
+                        cfg: fitting.FitConfig, *, detector: detection.FaceDetector,
+                        faces: str = "largest", batch_size: int = 8, embed_params=None,
+                        landmark_map=None, predictor=None, texture: Optional[str] = "albedo",
+                        texture_size: int = 1024, on_face=None, on_failure=None,
+                        on_batch=None, on_step=None, results: Optional[list] = None,
+                        failures: Optional[list] = None) -> tuple:
+    """The one loop from photos to files. `items`: (folder, Source) pairs, read one at a time;
+    each source is prepared (detected, aligned, masked), its faces are fitted in batches of
+    `batch_size` (a short last batch padded, so one compiled program serves the whole run) and
+    written into its folder by `write_outputs`.
+
+    Callbacks: on_face(source_done) after each face written (source_done: the last face of its
+    source); on_failure({"source", "error"}) for a source that cannot be read, has no face, or
+    whose files cannot be written; on_batch() after each batch (e.g. save a report);
+    on_step(stage, step, n_steps, loss, seconds_per_step, n_faces) during a fit.
+    Returns (results: write_outputs' records, failures), appended to the lists given as
+    `results` / `failures` if any (so callbacks can read them as they grow)."""
+    results = [] if results is None else results
+    failures = [] if failures is None else failures
+    pending, outstanding = [], {}
+
+    def fail(record):
+        failures.append(record)
+        if on_failure is not None:
+            on_failure(record)
+
+    def flush():
+        if not pending:
+            return
+        t0 = time.perf_counter()
+        n = len(pending)
+        step = None if on_step is None else (lambda *a: on_step(*a, n))
+        x, _ = fit_faces(model, layout, [f for _, f in pending], cfg, embed_params,
+                         progress=step, predictor=predictor, batch_size=batch_size,
+                         landmark_map=landmark_map)
+        secs = time.perf_counter() - t0
+        for (folder, face), row in zip(pending, np.asarray(x)):
+            try:
+                pathlib.Path(folder).mkdir(parents=True, exist_ok=True)
+                r = write_outputs(folder, face, model, layout, row, cfg, texture, texture_size)
+                r["fit_seconds_per_face"] = secs / n
+                results.append(r)
+            except OSError as e:
+                fail({"source": face.path, "error": f"cannot write outputs: {e}"})
+            outstanding[face.path] -= 1
+            if on_face is not None:
+                on_face(outstanding[face.path] == 0)
+        pending.clear()
+        if on_batch is not None:
+            on_batch()
+
+    for folder, src in items:
+        try:
+            found = prepare(src, model, detector, faces)
+        except ValueError as e:          # unreadable image or landmark file, no face
+            fail({"source": src.path, "error": str(e)})
+            continue
+        outstanding[src.path] = outstanding.get(src.path, 0) + len(found)
+        for face in found:
+            pending.append((folder, face))
+            if len(pending) >= batch_size:
+                flush()
+    flush()
+    return results, failures
+
+
 def reconstruct_people(people: Sequence[tuple], out_dir: pathlib.Path, model: FaceModel,
                        layout: CoeffLayout, cfg: fitting.FitConfig, embed_params=None, *,
                        detector: Optional[detection.FaceDetector] = None, batch_size: int = 8,
@@ -215,10 +283,23 @@ def reconstruct_people(people: Sequence[tuple], out_dir: pathlib.Path, model: Fa
     """Photos of several people, [(person, [Source, ...]), ...], reconstructed into
     <out_dir>/<person>/ (every output of `write_outputs`). `joint`: one fit per person with
     `cfg.shared` (e.g. identity and albedo) common to all their photos and pose, expression and
-    light per photo (`fit_groups`); else each photo on its own (`fit_faces`).
+    light per photo (`fit_groups`); else each photo on its own (`reconstruct_sources`).
     Returns ({person: folder}, failures [{"source", "error"}]); a photo that cannot be read or
     has no face is reported and skipped."""
     detector = detector or detection.FaceDetector()
+    out_dir = pathlib.Path(out_dir)
+
+    def said(f):
+        log(f"skipped {f['source']}: {f['error']}")
+    if not joint:
+        items = [(out_dir / person, src) for person, sources in people for src in sources]
+        results, failures = reconstruct_sources(
+            items, model, layout, cfg, detector=detector, batch_size=batch_size,
+            embed_params=embed_params, landmark_map=landmark_map, texture=texture,
+            texture_size=texture_size, on_failure=said)
+        person_of = {src.path: person for person, sources in people for src in sources}
+        done = {person_of[r["source"]] for r in results}
+        return {p: out_dir / p for p, _ in people if p in done}, failures
     faces, groups, failures = [], [], []
     for g, (person, sources) in enumerate(people):
         for src in sources:
@@ -226,24 +307,17 @@ def reconstruct_people(people: Sequence[tuple], out_dir: pathlib.Path, model: Fa
                 found = prepare(src, model, detector)
             except ValueError as e:          # unreadable image, no face
                 failures.append({"source": src.path, "error": str(e)})
-                log(f"skipped {src.path}: {e}")
+                said(failures[-1])
                 continue
             faces.extend(found)
             groups.extend([g] * len(found))
-    if joint and faces:
-        x = fit_groups(model, layout, faces, np.asarray(groups), cfg, embed_params,
-                       batch_size=max(batch_size, 8), landmark_map=landmark_map)
-    else:
-        x = np.zeros((len(faces), layout.size), np.float32)
-        for i in range(0, len(faces), batch_size):
-            chunk = faces[i:i + batch_size]
-            xc, _ = fit_faces(model, layout, chunk, cfg, embed_params, batch_size=batch_size,
-                              landmark_map=landmark_map)
-            x[i:i + len(chunk)] = np.asarray(xc)
+    x = (fit_groups(model, layout, faces, np.asarray(groups), cfg, embed_params,
+                    batch_size=max(batch_size, 8), landmark_map=landmark_map) if faces
+         else np.zeros((0, layout.size), np.float32))
     folders = {}
     for f, g, row in zip(faces, groups, x):
         person = people[g][0]
-        folder = pathlib.Path(out_dir) / person
+        folder = out_dir / person
         folder.mkdir(parents=True, exist_ok=True)
         write_outputs(folder, f, model, layout, row, cfg, texture=texture,
                       texture_size=texture_size)

@@ -13,10 +13,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import sys
-import time
 from collections.abc import Callable, Sequence
-
-import numpy as np
 
 from facerecon_jax.fit import fitting
 from facerecon_jax.geometry import coefficients
@@ -120,53 +117,28 @@ def _fit_all(sources, out_dir, cfg, options, results, failures, detector, stream
     embed_params = face_embedding.load_face_embedding() if cfg.perceptual else None
     detector = detector or detection.FaceDetector()
     bar = progress.Progress(len(sources), unit="image", stream=stream)
-    pending, outstanding = [], {}
 
     def note():
         return f"{len(results)} faces written, {len(failures)} failed"
 
-    def flush():
-        if not pending:
-            return
-        t0 = time.perf_counter()
+    def on_step(stage, step, n_steps, loss, sec_per_step, n_faces):
+        speed = f", {sec_per_step:.2f} s/step" if sec_per_step else ""
+        bar.update(0, note=f"fitting {n_faces} faces: {stage} {step}/{n_steps}{speed}, "
+                           f"loss {loss:.4f}")
 
-        def on_step(stage, step, n_steps, loss, sec_per_step):
-            speed = f", {sec_per_step:.2f} s/step" if sec_per_step else ""
-            bar.update(0, note=f"fitting {len(pending)} faces: {stage} {step}/{n_steps}"
-                               f"{speed}, loss {loss:.4f}")
-        x, _ = reconstruct.fit_faces(model, layout, pending, fit_cfg, embed_params,
-                                     progress=on_step, predictor=predictor,
-                                     batch_size=cfg.batch_size)
-        secs = time.perf_counter() - t0
-        for face, row in zip(pending, np.asarray(x)):
-            try:
-                r = reconstruct.write_outputs(out_dir, face, model, layout, row, fit_cfg,
-                                              options.texture, options.texture_size)
-                r["fit_seconds_per_face"] = secs / len(pending)
-                results.append(r)
-            except OSError as e:
-                failures.append({"source": face.path, "error": f"cannot write outputs: {e}"})
-            outstanding[face.path] -= 1
-            if outstanding[face.path] == 0:
-                bar.update(1, note=note())
-        pending.clear()
-        save_report()     # the manifest after every batch: a killed run keeps what it finished
-
-    for src in sources:
-        try:
-            faces = reconstruct.prepare(src, model, detector, options.faces)
-        except (detection.ImageReadError, detection.NoFaceError, detection.LandmarkFileError,
-                ValueError) as e:
-            failures.append({"source": src.path, "error": str(e)})
-            _err(f"skipped {src.path}: {e}")
+    def on_failure(f):
+        if not f["error"].startswith("cannot write"):
+            _err(f"skipped {f['source']}: {f['error']}")
             bar.update(1, note=note())
-            continue
-        outstanding[src.path] = outstanding.get(src.path, 0) + len(faces)
-        for face in faces:
-            pending.append(face)
-            if len(pending) >= cfg.batch_size:
-                flush()
-    flush()
+
+    reconstruct.reconstruct_sources(
+        ((out_dir, s) for s in sources), model, layout, fit_cfg, detector=detector,
+        faces=options.faces, batch_size=cfg.batch_size, embed_params=embed_params,
+        landmark_map=fitting.landmark_map_for(model, cfg.landmark_map), predictor=predictor,
+        texture=options.texture, texture_size=options.texture_size,
+        on_face=lambda source_done: bar.update(1 if source_done else 0, note=note()),
+        on_failure=on_failure, on_batch=save_report, on_step=on_step, results=results,
+        failures=failures)   # the report after every batch: a killed run keeps what it finished
     bar.note = note()
     bar.close()
 
