@@ -42,44 +42,22 @@ flags.mark_flag_as_required("output_dir")
 TOOL = cli.Tool("facerecon-prepare-data", __doc__)
 
 
-def _photos(out_dir, model, bar_cls) -> int:
-    from facerecon_jax.pipeline import photo_shards
-    index = photo_shards.write_photo_shards(
-        _INPUT.value, out_dir, model, shard_size=_SHARD_SIZE.value, faces=_FACES.value,
-        video_every=_VIDEO_EVERY.value, max_frames=_MAX_FRAMES.value,
-        overwrite=_OVERWRITE.value, progress=bar_cls)
-    for s in index["skipped"]:
-        print(f"SKIPPED {s['source']}: {s['reason']}")
-    return index["num_examples"]
-
-
-def _synthetic(out_dir, model, bar_cls) -> int:
-    from facerecon_jax.geometry import coefficients
-    from facerecon_jax.training import synthetic
-
-    layout = coefficients.CoeffLayout.for_model(model, _LIGHT.value)
-    bar = bar_cls(_SYNTHETIC.value, unit="face")
-    index = synthetic.write_synthetic_shards(
-        out_dir, model, layout, _SYNTHETIC.value, seed=_SEED.value, condition=_CONDITION.value,
-        shard_size=_SHARD_SIZE.value, size=_SIZE.value, progress=bar, overwrite=_OVERWRITE.value)
-    bar.close()
-    return index["num_examples"]
-
-
 def main(argv):
     del argv
-    from facerecon_jax.io import progress
     from facerecon_jax.models.model_loading import load_face_model
+    from facerecon_jax.pipeline import photo_shards, reconstruct
 
     if not _SYNTHETIC.value and not _INPUT.value:
         raise cli.UsageError("give --input (photos) or --synthetic N")
-    from facerecon_jax.pipeline import reconstruct
     reconstruct.check_inputs(_INPUT.value or [])
     out_dir = cli.output_dir(_OUT.value)
     try:
-        model = load_face_model(_MODEL.value)
-        run = _synthetic if _SYNTHETIC.value else _photos
-        n = run(out_dir, model, progress.Progress)
+        n = photo_shards.prepare_data(
+            out_dir, load_face_model(_MODEL.value), inputs=_INPUT.value or (),
+            synthetic=_SYNTHETIC.value, condition=_CONDITION.value, seed=_SEED.value,
+            size=_SIZE.value, light=_LIGHT.value, shard_size=_SHARD_SIZE.value,
+            faces=_FACES.value, video_every=_VIDEO_EVERY.value, max_frames=_MAX_FRAMES.value,
+            overwrite=_OVERWRITE.value)
     except FileExistsError as e:
         raise cli.UsageError(f"{e} (--overwrite)") from e
     print(f"wrote {n} examples to {out_dir} ({out_dir / 'index.json'})")

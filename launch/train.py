@@ -11,12 +11,10 @@ keeps the last good checkpoint. Summaries for TensorBoard are written to <workdi
 The console shows the progress lines and warnings; everything else is logged to
 <workdir>/train.log. A resumed run whose data settings differ from the checkpoint's says so.
 """
-import json
 import os
 import pathlib
-import sys
 
-from absl import flags, logging
+from absl import flags
 
 from facerecon_jax.io import cli
 
@@ -62,34 +60,8 @@ def main(argv):
     if _COORD.value or (_NPROC.value or 1) > 1:
         jax.distributed.initialize(coordinator_address=_COORD.value,
                                    num_processes=_NPROC.value, process_id=_PID.value)
-    from facerecon_jax.io import export
-    from facerecon_jax.photo import face_embedding
     from facerecon_jax.training import train
-    from facerecon_jax.models.model_loading import load_face_model
-
-    def log(msg):
-        if jax.process_index() == 0:
-            print(msg, flush=True)
-    face_model = load_face_model(cfg.face_model)
-    dataset = train.training_data(cfg, workdir, face_model, log)
-    embed = face_embedding.load_face_embedding() if cfg.perceptual else None
-    writer = None
-    if jax.process_index() == 0:
-        from tensorboardX import SummaryWriter
-        writer = SummaryWriter(str(workdir / "tensorboard"))
-    try:
-        result = train.train_and_evaluate(cfg, str(workdir), dataset, face_model, embed,
-                                          max_steps=_MAX_STEPS.value, log=log,
-                                          summary_writer=writer)
-    except train.TrainingDivergedError as e:
-        logging.error("%s", e)
-        print(f"facerecon-train: error: {e}", file=sys.stderr)
-        return 3
-    if cfg.eval_examples and jax.process_index() == 0 and result.step >= cfg.num_steps:
-        report = train.held_out_report(cfg, workdir, face_model)
-        export.write_text(workdir / "eval.json", json.dumps(report, indent=2))
-        log("held-out synthetic faces: " + json.dumps(report))
-    return 0
+    return train.run_training(cfg, workdir, max_steps=_MAX_STEPS.value)
 
 
 def run():

@@ -47,3 +47,29 @@ def write_photo_shards(inputs, out_dir, model, *, shard_size: int, faces: str = 
     if bar:
         bar.close()
     return writer.close()
+
+
+def prepare_data(out_dir, model, *, inputs=(), synthetic: int = 0, condition: str = "train",
+                 seed: int = 0, size: int = 224, light: str = "mono", shard_size: int = 1000,
+                 faces: str = "largest", video_every: int = 10, max_frames=None,
+                 overwrite: bool = False, log=print) -> int:
+    """What facerecon-prepare-data writes: shards of photos (`inputs`; skipped ones are logged)
+    or, with `synthetic` > 0, that many generated faces with their ground truth. Returns the
+    number of examples written."""
+    from facerecon_jax.geometry.coefficients import CoeffLayout  # noqa: PLC0415
+    from facerecon_jax.io import progress  # noqa: PLC0415
+    from facerecon_jax.training import synthetic as synth  # noqa: PLC0415
+    if synthetic:
+        bar = progress.Progress(synthetic, unit="face")
+        index = synth.write_synthetic_shards(
+            out_dir, model, CoeffLayout.for_model(model, light), synthetic, seed=seed,
+            condition=condition, shard_size=shard_size, size=size, progress=bar,
+            overwrite=overwrite)
+        bar.close()
+        return index["num_examples"]
+    index = write_photo_shards(inputs, out_dir, model, shard_size=shard_size, faces=faces,
+                               video_every=video_every, max_frames=max_frames,
+                               overwrite=overwrite, progress=progress.Progress)
+    for s in index["skipped"]:
+        log(f"SKIPPED {s['source']}: {s['reason']}")
+    return index["num_examples"]
