@@ -77,3 +77,51 @@ def test_expression_l1_shared_prior_and_landmark_groups(rng):
                                rtol=1e-5)
     wl = losses.landmark_weights(contour=0.25, nose_mouth=1.0)
     assert np.all(wl[:17] == 0.25) and np.all(wl[17:] == 1.0)
+
+
+def test_landmark_shape_scales_only_the_shapes_landmark_gradient(small_grid, rng):
+    """landmark_shape s: the landmark term's value and its gradient on the pose stay; its
+    gradient on identity and expression is s times the full one."""
+    import dataclasses
+
+    import jax
+
+    from facerecon_jax.geometry import camera as cam
+    from facerecon_jax.geometry.coefficients import CoeffLayout
+
+    model = small_grid.to_jax()
+    lay = CoeffLayout.for_model(model, "mono")
+    x = jnp.asarray(0.3 * rng.normal(size=(2, lay.size)), jnp.float32)
+    batch = {"landmarks": jnp.asarray(rng.uniform(90, 130, (2, 68, 2)), jnp.float32)}
+    base = losses.LossWeights(coef=0.0)
+
+    def landmark_grad(s):
+        w = dataclasses.replace(base, lan_shape=s)
+        fn = losses.make_hybrid_loss(model, lay, camera=cam.Camera(), weights=w,
+                                     landmarks_only=True)
+        (_, terms), g = jax.value_and_grad(fn, has_aux=True)(x, batch)
+        return np.asarray(terms["lan"]), lay.split(g)
+
+    v1, g1 = landmark_grad(1.0)
+    v4, g4 = landmark_grad(0.25)
+    np.testing.assert_allclose(v4, v1, rtol=1e-6)
+    for k in ("id", "exp"):
+        assert np.abs(g1[k]).max() > 0
+        np.testing.assert_allclose(g4[k], 0.25 * g1[k], rtol=1e-4, atol=1e-9)
+    for k in ("angles", "trans"):
+        np.testing.assert_allclose(g4[k], g1[k], rtol=1e-5, atol=1e-9)
+
+
+def test_supervised_coefficients_masks_shape_and_pose_parts(small_grid, rng):
+    from facerecon_jax.geometry.coefficients import CoeffLayout
+    lay = CoeffLayout.for_model(small_grid, "mono")
+    x = rng.normal(size=(3, lay.size)).astype(np.float32)
+    t = rng.normal(size=(3, lay.size)).astype(np.float32)
+    shape_ok, pose_ok = np.array([1, 0, 1], np.float32), np.array([1, 1, 0], np.float32)
+    got = np.asarray(losses.supervised_coefficients(jnp.asarray(x), jnp.asarray(t), lay,
+                                                    jnp.asarray(shape_ok), jnp.asarray(pose_ok)))
+    sl = lay.slices()
+    for b in range(3):
+        shape = sum(((x[b, sl[f]] - t[b, sl[f]]) ** 2).sum() for f in ("id", "exp", "tex"))
+        pose = sum(((x[b, sl[f]] - t[b, sl[f]]) ** 2).sum() for f in ("angles", "gamma", "trans"))
+        np.testing.assert_allclose(got[b], shape_ok[b] * shape + pose_ok[b] * pose, rtol=1e-5)

@@ -149,3 +149,36 @@ def test_head_is_zero_initialised():
     v = net.init(jax.random.PRNGKey(0), np.zeros((1, SIZE, SIZE, 3), np.float32))
     out = net.apply(v, np.random.default_rng(0).uniform(size=(3, SIZE, SIZE, 3)))
     assert np.all(np.asarray(out) == 0)
+
+
+def test_supervised_warm_up_adds_the_coefficient_error_then_stops(tiny, tmp_path):
+    """The supervised term (generated faces' true coefficients): R-Net's head starts at zero,
+    so at step 0 it adds weight x mean ||coeffs||^2 to the hybrid loss; past `steps` it adds
+    nothing."""
+    import jax.numpy as jnp
+    import optax
+
+    model, ds = tiny
+    cfg = tiny_config()
+    net, layout, hybrid, _ = train.make_training(cfg, model, None, axis_name=None)
+    state = train.create_train_state(jax.random.PRNGKey(0), net, SIZE, optax.sgd(0.0))
+    host = next(ds.batches(8, seed=0, augment=False))
+    batch = {k: jnp.asarray(host[k]) for k in ("image", "landmarks", "attention", "coeffs",
+                                               "coeffs_valid", "shape_valid")}
+    sup = train.Supervision(layout, weight=0.5, steps=1)
+    _, plain = train.train_step(state, batch, hybrid_loss=hybrid)
+    _, on = train.train_step(state, batch, hybrid_loss=hybrid, supervision=sup)
+    want = float(np.mean(np.sum(host["coeffs"] ** 2, -1)))
+    np.testing.assert_allclose(float(on["supervised"]), want, rtol=1e-5)
+    np.testing.assert_allclose(float(on["loss"]), float(plain["loss"]) + 0.5 * want, rtol=1e-5)
+    _, off = train.train_step(state.replace(step=jnp.ones((), jnp.int32)), batch,
+                              hybrid_loss=hybrid, supervision=sup)
+    np.testing.assert_allclose(float(off["loss"]), float(plain["loss"]), rtol=1e-6)
+    with pytest.raises(ValueError, match="ground-truth"):
+        class _Photos:      # a dataset without coefficients (photo shards)
+            has_coeffs = False
+            num_examples = 8
+        c = tiny_config()
+        c.supervised.weight = 1.0
+        train.train_and_evaluate(c, str(tmp_path / "run"), _Photos(), model)
+    assert not (tmp_path / "run").exists()          # refused before anything was written

@@ -116,6 +116,25 @@ def gamma_channel_variance(gamma):
     return jnp.mean((g - jnp.mean(g, axis=-2, keepdims=True)) ** 2, axis=(-1, -2))
 
 
+SHAPE_FIELDS = ("id", "exp", "tex")
+POSE_FIELDS = ("angles", "gamma", "trans")
+
+
+def supervised_coefficients(x, target, layout, shape_valid=None, pose_valid=None):
+    """Squared error of predicted coefficients x (B, D) against ground truth target (B, D), per
+    image (B,): identity, expression and texture count where `shape_valid` (B,) is 1 (not a
+    mirrored picture), pose, light and translation where `pose_valid` is 1 (the picture was
+    not moved). For generated faces, whose coefficients are known."""
+    sl = layout.slices()
+    d2 = (x - target) ** 2
+    one = jnp.ones(x.shape[:1], x.dtype)
+    sv = one if shape_valid is None else shape_valid
+    pv = one if pose_valid is None else pose_valid
+    shape = sum(jnp.sum(d2[:, sl[f]], -1) for f in SHAPE_FIELDS)
+    pose = sum(jnp.sum(d2[:, sl[f]], -1) for f in POSE_FIELDS)
+    return sv * shape + pv * pose
+
+
 def total(terms: Dict[str, jnp.ndarray], w: LossWeights):
     """The weighted sum of the (B,) terms present in `terms` -> (B,)."""
     weights = {"photo": w.photo, "lan": w.lan, "per": w.per, "coef": w.coef, "tex": w.tex,

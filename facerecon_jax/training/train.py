@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import json
 import pathlib
+import sys
 import time
 from typing import Any, Callable, Dict, Optional
 
@@ -91,15 +92,43 @@ def load_backbone(state: TrainState, path: str) -> TrainState:
                          batch_stats=merge(state.batch_stats, stats))
 
 
+@dataclasses.dataclass(frozen=True)
+class Supervision:
+    """The optional supervised term on generated faces (their coefficients are known):
+    weight x `losses.supervised_coefficients`, for the first `steps` steps (0: all of them),
+    added to the weakly supervised hybrid loss. The paper's configs leave it off."""
+    layout: CoeffLayout
+    weight: float
+    steps: int = 0
+
+    @classmethod
+    def from_config(cls, config, layout) -> Optional["Supervision"]:
+        s = config.get("supervised")
+        if not s or not s.weight:
+            return None
+        return cls(layout, float(s.weight), int(s.steps))
+
+    def loss(self, x, batch, step):
+        per_image = losses.supervised_coefficients(
+            x, batch["coeffs"], self.layout, batch.get("shape_valid"), batch.get("coeffs_valid"))
+        on = 1.0 if self.steps <= 0 else (step < self.steps).astype(x.dtype)
+        return self.weight * on * jnp.mean(per_image), per_image
+
+
 def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, hybrid_loss: Callable,
-               axis_name: Optional[str] = None):
+               axis_name: Optional[str] = None, supervision: Optional[Supervision] = None):
     """One optimiser step. Returns (state, metrics); metrics['finite'] is 0 when the update was
-    refused because the loss or a gradient was not finite."""
+    refused because the loss or a gradient was not finite. With `supervision`, the batch holds
+    the true coefficients ("coeffs", "coeffs_valid", "shape_valid") and the supervised term is
+    added (metrics["supervised"]: its unweighted per-image mean)."""
 
     def loss_fn(params):
         x, new_vars = state.apply_fn({"params": params, "batch_stats": state.batch_stats},
                                      batch["image"], train=True, mutable=["batch_stats"])
         loss, terms = hybrid_loss(x, batch)
+        if supervision is not None:
+            sup, terms["supervised"] = supervision.loss(x, batch, state.step)
+            loss = loss + sup
         return loss, (terms, new_vars["batch_stats"])
 
     (loss, (terms, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -259,6 +288,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
     `max_steps`: stop earlier (used to simulate an interrupted run).
     """
     log = log or logging.info
+    supervision = Supervision.from_config(config, CoeffLayout.for_model(face_model, config.light))
+    if supervision is not None and not getattr(dataset, "has_coeffs", False):
+        raise ValueError("the supervised term (config.supervised.weight > 0) needs ground-truth "
+                         "coefficients: train on generated faces (data.synthetic_examples or "
+                         "facerecon-prepare-data --synthetic), or set supervised.weight 0")
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     n_local = jax.local_device_count()
@@ -292,13 +326,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
                 "light": config.light, "width": config.width, "seed": config.seed,
                 "face_model": face_model.info.get("name", ""),
                 "config": json.loads(config.to_json_best_effort())}
-    p_step = jax.pmap(functools.partial(train_step, hybrid_loss=hybrid, axis_name="batch"),
+    p_step = jax.pmap(functools.partial(train_step, hybrid_loss=hybrid, axis_name="batch",
+                                        supervision=supervision),
                       axis_name="batch", donate_argnums=(0,))
     rstate = replicate(state)
     end = num_steps if max_steps is None else min(num_steps, max_steps)
     history = []
     t0 = time.perf_counter()
-    keys = ("image", "landmarks", "attention")
+    keys = ("image", "landmarks", "attention") + (
+        ("coeffs", "coeffs_valid", "shape_valid") if supervision is not None else ())
     host_batches = dataset.batches(host_batch, seed=config.seed, start_step=start,
                                    **({"augment": config.data.augment}
                                       if "data" in config and hasattr(dataset, "make_batch")
@@ -362,20 +398,65 @@ def evaluate_synthetic(predict, face_model, layout: CoeffLayout, examples: Dict[
                             for i in range(0, len(images), batch)])
     gt = jnp.asarray(examples["coeffs"])
 
+    def rmse_mm(id_a, exp_a, id_b, exp_b):
+        s = np.asarray(morphable.shape(m, id_a, exp_a))
+        t = np.asarray(morphable.shape(m, id_b, exp_b))
+        d = (s - s.mean(1, keepdims=True)) - (t - t.mean(1, keepdims=True))
+        return float(np.mean(np.sqrt(np.mean(np.sum(d ** 2, -1), -1)) * 100.0))  # dm -> mm
+
     def scores(x):
         parts, tparts = layout.split(jnp.asarray(x)), layout.split(gt)
         lm = np.asarray(renderer.face_vertices(m, parts, camera)["landmarks"])
         nme = metrics.landmark_nme(lm, np.asarray(examples["landmarks"]))
-        s = np.asarray(morphable.shape(m, parts["id"], parts["exp"]))
-        t = np.asarray(morphable.shape(m, tparts["id"], tparts["exp"]))
-        d = (s - s.mean(1, keepdims=True)) - (t - t.mean(1, keepdims=True))
-        rmse_mm = np.sqrt(np.mean(np.sum(d ** 2, -1), -1)) * 100.0      # decimetres -> mm
-        return float(np.mean(nme)), float(np.mean(rmse_mm))
+        zero = jnp.zeros_like(parts["exp"])
+        return (float(np.mean(nme)), rmse_mm(parts["id"], parts["exp"], tparts["id"],
+                                             tparts["exp"]),
+                rmse_mm(parts["id"], zero, tparts["id"], zero))
 
-    nme, rmse = scores(preds)
-    nme0, rmse0 = scores(np.zeros_like(preds))
+    nme, rmse, rmse_id = scores(preds)
+    nme0, rmse0, rmse_id0 = scores(np.zeros_like(preds))
+    pid = np.asarray(layout.split(jnp.asarray(preds))["id"])
+    tid = np.asarray(layout.split(gt)["id"])
+    corr = [float(np.corrcoef(pid[:, k], tid[:, k])[0, 1]) if pid[:, k].std() > 0 else 0.0
+            for k in range(min(10, pid.shape[1]))]
     return {"landmark_nme": nme, "shape_rmse_mm": rmse, "mean_face_landmark_nme": nme0,
-            "mean_face_shape_rmse_mm": rmse0, "examples": int(len(images))}
+            "mean_face_shape_rmse_mm": rmse0, "identity_shape_rmse_mm": rmse_id,
+            "mean_face_identity_shape_rmse_mm": rmse_id0,
+            "identity_correlation_first10": corr, "examples": int(len(images))}
+
+
+def run_training(config: ml_collections.ConfigDict, workdir, max_steps: Optional[int] = None
+                 ) -> int:
+    """The whole facerecon-train run once flags are parsed (and multi-host JAX initialised):
+    the face model, the data, the loop with TensorBoard summaries, and the held-out report
+    (<workdir>/eval.json) when the run is complete. Returns the exit status (3: diverged)."""
+    from facerecon_jax.io import export  # noqa: PLC0415
+    from facerecon_jax.models.model_loading import load_face_model  # noqa: PLC0415
+    from facerecon_jax.photo import face_embedding  # noqa: PLC0415
+    workdir = pathlib.Path(workdir)
+
+    def log(msg):
+        if jax.process_index() == 0:
+            print(msg, flush=True)
+    face_model = load_face_model(config.face_model)
+    dataset = training_data(config, workdir, face_model, log)
+    embed = face_embedding.load_face_embedding() if config.perceptual else None
+    writer = None
+    if jax.process_index() == 0:
+        from tensorboardX import SummaryWriter  # noqa: PLC0415
+        writer = SummaryWriter(str(workdir / "tensorboard"))
+    try:
+        result = train_and_evaluate(config, str(workdir), dataset, face_model, embed,
+                                    max_steps=max_steps, log=log, summary_writer=writer)
+    except TrainingDivergedError as e:
+        logging.error("%s", e)
+        print(f"facerecon-train: error: {e}", file=sys.stderr)
+        return 3
+    if config.eval_examples and jax.process_index() == 0 and result.step >= config.num_steps:
+        report = held_out_report(config, workdir, face_model)
+        export.write_text(workdir / "eval.json", json.dumps(report, indent=2))
+        log("held-out synthetic faces: " + json.dumps(report))
+    return 0
 
 
 def training_data(config: ml_collections.ConfigDict, workdir, face_model, log=print):
