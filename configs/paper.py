@@ -32,6 +32,7 @@ def get_config():
     c.data.augment = True
     c.eval_examples = 0            # > 0: held-out synthetic faces scored at the end
     # supervised term on generated faces (their true coefficients): weight x squared coefficient
-    # error, for the first `steps` steps (0: the whole run). Not the paper's loss: off here.
-    c.supervised = ml_collections.ConfigDict({"weight": 0.0, "steps": 0})
+    # error + vertex_weight x mean squared shape error (mm^2), for the first `steps` steps (0: the
+    # whole run). Not the paper's loss: off here.
+    c.supervised = ml_collections.ConfigDict({"weight": 0.0, "vertex_weight": 0.0, "steps": 0})
     return c

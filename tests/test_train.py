@@ -68,6 +68,7 @@ class _PoisonedDataset:
     def __init__(self, ds, bad_step):
         self.ds, self.bad_step = ds, bad_step
         self.num_examples = ds.num_examples
+        self.has_coeffs = ds.has_coeffs
 
     def steps_per_epoch(self, b):
         return self.ds.steps_per_epoch(b)
@@ -153,8 +154,8 @@ def test_head_is_zero_initialised():
 
 def test_supervised_warm_up_adds_the_coefficient_error_then_stops(tiny, tmp_path):
     """The supervised term (generated faces' true coefficients): R-Net's head starts at zero,
-    so at step 0 it adds weight x mean ||coeffs||^2 to the hybrid loss; past `steps` it adds
-    nothing."""
+    so at step 0 it adds weight x mean ||coeffs||^2 + vertex_weight x the mean squared shape
+    offset (mm^2) to the hybrid loss; past `steps` it adds nothing."""
     import jax.numpy as jnp
     import optax
 
@@ -165,12 +166,22 @@ def test_supervised_warm_up_adds_the_coefficient_error_then_stops(tiny, tmp_path
     host = next(ds.batches(8, seed=0, augment=False))
     batch = {k: jnp.asarray(host[k]) for k in ("image", "landmarks", "attention", "coeffs",
                                                "coeffs_valid", "shape_valid")}
-    sup = train.Supervision(layout, weight=0.5, steps=1)
+    sup = train.Supervision(layout, weight=0.5, steps=1, vertex_weight=0.25,
+                            model=model.to_jax())
     _, plain = train.train_step(state, batch, hybrid_loss=hybrid)
     _, on = train.train_step(state, batch, hybrid_loss=hybrid, supervision=sup)
-    want = float(np.mean(np.sum(host["coeffs"] ** 2, -1)))
-    np.testing.assert_allclose(float(on["supervised"]), want, rtol=1e-5)
-    np.testing.assert_allclose(float(on["loss"]), float(plain["loss"]) + 0.5 * want, rtol=1e-5)
+    # closed forms at x = 0: coefficient error ||coeffs||^2; shape error: the true identity and
+    # expression offsets from the mean shape, in mm
+    gt = host["coeffs"]
+    coef = np.sum(gt ** 2, -1)
+    t = layout.split(gt)
+    offset = (np.einsum("bk,kvc->bvc", np.asarray(t["id"]), np.asarray(model.id_basis))
+              + np.einsum("bk,kvc->bvc", np.asarray(t["exp"]), np.asarray(model.exp_basis)))
+    vert = np.mean(np.sum((offset * 100.0) ** 2, -1), -1)
+    want = float(np.mean(0.5 * coef + 0.25 * vert))
+    assert float(np.mean(0.25 * vert)) > 0.01 * want         # both parts count
+    np.testing.assert_allclose(float(on["supervised"]), want, rtol=1e-4)
+    np.testing.assert_allclose(float(on["loss"]), float(plain["loss"]) + want, rtol=1e-4)
     _, off = train.train_step(state.replace(step=jnp.ones((), jnp.int32)), batch,
                               hybrid_loss=hybrid, supervision=sup)
     np.testing.assert_allclose(float(off["loss"]), float(plain["loss"]), rtol=1e-6)

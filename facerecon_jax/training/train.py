@@ -94,25 +94,38 @@ def load_backbone(state: TrainState, path: str) -> TrainState:
 
 @dataclasses.dataclass(frozen=True)
 class Supervision:
-    """The optional supervised term on generated faces (their coefficients are known):
-    weight x `losses.supervised_coefficients`, for the first `steps` steps (0: all of them),
-    added to the weakly supervised hybrid loss. The paper's configs leave it off."""
+    """The optional supervised term on generated faces (their coefficients are known), added to
+    the weakly supervised hybrid loss for the first `steps` steps (0: all of them):
+    weight x `losses.supervised_coefficients` (squared coefficient error) + vertex_weight x the
+    mean squared distance (mm^2) between predicted and true unposed shape (identity and
+    expression), which weighs each mode by how much it moves the face. Off in the paper's
+    configs."""
     layout: CoeffLayout
     weight: float
     steps: int = 0
+    vertex_weight: float = 0.0
+    model: Any = dataclasses.field(default=None, compare=False, hash=False)
 
     @classmethod
-    def from_config(cls, config, layout) -> Optional["Supervision"]:
+    def from_config(cls, config, layout, face_model=None) -> Optional["Supervision"]:
         s = config.get("supervised")
-        if not s or not s.weight:
+        if not s or not (s.weight or s.get("vertex_weight", 0.0)):
             return None
-        return cls(layout, float(s.weight), int(s.steps))
+        return cls(layout, float(s.weight), int(s.steps), float(s.get("vertex_weight", 0.0)),
+                   None if face_model is None else face_model.to_jax())
 
     def loss(self, x, batch, step):
-        per_image = losses.supervised_coefficients(
+        from facerecon_jax.geometry import morphable  # noqa: PLC0415
+        per_image = self.weight * losses.supervised_coefficients(
             x, batch["coeffs"], self.layout, batch.get("shape_valid"), batch.get("coeffs_valid"))
+        if self.vertex_weight:
+            p, t = self.layout.split(x), self.layout.split(batch["coeffs"])
+            d = (morphable.shape(self.model, p["id"], p["exp"])
+                 - morphable.shape(self.model, t["id"], t["exp"])) * 100.0     # dm -> mm
+            sv = batch.get("shape_valid", jnp.ones(x.shape[:1], x.dtype))
+            per_image = per_image + self.vertex_weight * sv * jnp.mean(jnp.sum(d ** 2, -1), -1)
         on = 1.0 if self.steps <= 0 else (step < self.steps).astype(x.dtype)
-        return self.weight * on * jnp.mean(per_image), per_image
+        return on * jnp.mean(per_image), per_image
 
 
 def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, hybrid_loss: Callable,
@@ -120,13 +133,13 @@ def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, hybrid_loss:
     """One optimiser step. Returns (state, metrics); metrics['finite'] is 0 when the update was
     refused because the loss or a gradient was not finite. With `supervision`, the batch holds
     the true coefficients ("coeffs", "coeffs_valid", "shape_valid") and the supervised term is
-    added (metrics["supervised"]: its unweighted per-image mean)."""
+    added (metrics["supervised"]: its weighted per-image mean, before the warm-up switch)."""
 
     def loss_fn(params):
         x, new_vars = state.apply_fn({"params": params, "batch_stats": state.batch_stats},
                                      batch["image"], train=True, mutable=["batch_stats"])
         loss, terms = hybrid_loss(x, batch)
-        if supervision is not None:
+        if supervision is not None:       # terms["supervised"]: weighted, per image
             sup, terms["supervised"] = supervision.loss(x, batch, state.step)
             loss = loss + sup
         return loss, (terms, new_vars["batch_stats"])
@@ -288,7 +301,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
     `max_steps`: stop earlier (used to simulate an interrupted run).
     """
     log = log or logging.info
-    supervision = Supervision.from_config(config, CoeffLayout.for_model(face_model, config.light))
+    supervision = Supervision.from_config(
+        config, CoeffLayout.for_model(face_model, config.light), face_model)
     if supervision is not None and not getattr(dataset, "has_coeffs", False):
         raise ValueError("the supervised term (config.supervised.weight > 0) needs ground-truth "
                          "coefficients: train on generated faces (data.synthetic_examples or "
@@ -369,7 +383,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
             rate = (done - start) / elapsed
             eta = (end - done) / rate if rate > 0 else float("nan")
             terms = " ".join(f"{k}={m[k]:.4g}" for k in ("loss", "photo", "lan", "per", "coef",
-                                                          "tex", "gamma") if k in m)
+                                                          "tex", "gamma", "supervised")
+                             if k in m)
             log(f"step {done}/{end} {terms} | {rate * config.batch_size:.1f} images/s | "
                 f"ETA {eta / 60:.1f} min")
             if summary_writer is not None:
