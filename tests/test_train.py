@@ -185,11 +185,12 @@ def test_supervised_warm_up_adds_the_coefficient_error_then_stops(tiny, tmp_path
     _, off = train.train_step(state.replace(step=jnp.ones((), jnp.int32)), batch,
                               hybrid_loss=hybrid, supervision=sup)
     np.testing.assert_allclose(float(off["loss"]), float(plain["loss"]), rtol=1e-6)
+
+    class _Photos:      # a dataset without coefficients (photo shards)
+        has_coeffs = False
+        num_examples = 8
+    c = tiny_config()
+    c.supervised.weight = 1.0
     with pytest.raises(ValueError, match="ground-truth"):
-        class _Photos:      # a dataset without coefficients (photo shards)
-            has_coeffs = False
-            num_examples = 8
-        c = tiny_config()
-        c.supervised.weight = 1.0
         train.train_and_evaluate(c, str(tmp_path / "run"), _Photos(), model)
     assert not (tmp_path / "run").exists()          # refused before anything was written

@@ -34,6 +34,7 @@ import optax
 
 from facerecon_jax.geometry import camera as cam
 from facerecon_jax.fit import losses
+from facerecon_jax.io import config_files
 from facerecon_jax.photo import face_embedding
 from facerecon_jax.geometry.coefficients import CoeffLayout
 from facerecon_jax.models.face_model import FaceModel
@@ -72,7 +73,6 @@ class FitConfig:
     @classmethod
     def default(cls, **changes) -> "FitConfig":
         """configs/reconstruct.py's settings, with `changes` (FitConfig fields) applied."""
-        from facerecon_jax.io import config_files  # noqa: PLC0415
         return dataclasses.replace(cls.from_config(config_files.packaged("reconstruct")),
                                    **changes)
 

@@ -167,14 +167,14 @@ def make_hybrid_loss(model, layout, *, camera, weights: LossWeights = LossWeight
     def loss(x, batch):
         parts = layout.split(x)
         verts = renderer.face_vertices(model, parts, camera)
-        lverts = verts
+        screen = verts["screen"]
         if w.lan_shape != 1.0:  # same landmark positions; the shape's gradient scaled
             s = w.lan_shape
             damp = {k: s * parts[k] + (1.0 - s) * jax.lax.stop_gradient(parts[k])
                     for k in ("id", "exp")}
-            lverts = renderer.face_vertices(model, dict(parts, **damp), camera)
-        lm = lverts["landmarks"] if landmark_map is None else landmark_map.project(
-            lverts["screen"], parts["angles"])
+            screen = renderer.screen_vertices(model, dict(parts, **damp), camera)[3]
+        lm = screen[..., model.landmarks, :2] if landmark_map is None else landmark_map.project(
+            screen, parts["angles"])
         terms = {"lan": landmark(lm, batch["landmarks"], lan_w),
                  "coef": coefficient_reg(parts, w, batch.get("shared_scale"))}
         if not landmarks_only:

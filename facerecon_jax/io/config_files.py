@@ -29,7 +29,6 @@ def packaged(name: str):
     """The ConfigDict of the package's own configs/<name>.py (installed as
     `facerecon_jax.configs`; in a checkout, configs/ at the repository root). Library defaults
     come from here, so configs/ is the one place they are written."""
-    import importlib.util  # noqa: PLC0415
     spec = importlib.util.find_spec("facerecon_jax.configs")
     folders = list(spec.submodule_search_locations) if spec else []
     folders.append(pathlib.Path(__file__).resolve().parents[2] / "configs")

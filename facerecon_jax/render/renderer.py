@@ -39,18 +39,24 @@ class RenderConfig:
                                       # depth outputs): what the losses need, ~35% less work
 
 
+def screen_vertices(model: FaceModel, parts: Dict[str, jnp.ndarray], camera: cam.Camera):
+    """(shape (B, V, 3), rotation, posed, screen (B, V, 3)): the geometry of `face_vertices`
+    alone, for callers that need where the vertices land and not their colour."""
+    shape = morphable.shape(model, parts["id"], parts["exp"])              # (B, V, 3)
+    rot = cam.euler_rotation(parts["angles"])
+    posed = cam.pose(shape, rot, parts["trans"])
+    return shape, rot, posed, cam.to_screen(posed, camera)
+
+
 def face_vertices(model: FaceModel, parts: Dict[str, jnp.ndarray], camera: cam.Camera,
                   area_weighted_normals: bool = False) -> Dict[str, jnp.ndarray]:
     """Vertex stage for split coefficients (each (B, n)). Everything differentiable."""
-    shape = morphable.shape(model, parts["id"], parts["exp"])              # (B, V, 3)
+    shape, rot, posed, screen = screen_vertices(model, parts, camera)
     albedo = morphable.albedo(model, parts["tex"])
     normals = morphable.vertex_normals(shape, model.triangles, model.vertex_faces,
                                        area_weighted=area_weighted_normals)
-    rot = cam.euler_rotation(parts["angles"])
-    posed = cam.pose(shape, rot, parts["trans"])
     normals_posed = cam.rotate(normals, rot)
     colour = lighting.shade(albedo, normals_posed, parts["gamma"])
-    screen = cam.to_screen(posed, camera)
     return {"shape": shape, "albedo": albedo, "normals": normals_posed, "posed": posed,
             "colour": colour, "screen": screen,
             "landmarks": screen[..., model.landmarks, :2]}

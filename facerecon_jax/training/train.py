@@ -34,7 +34,7 @@ from absl import logging
 
 from facerecon_jax.geometry import camera as cam
 from facerecon_jax.fit import losses
-from facerecon_jax.geometry import metrics
+from facerecon_jax.geometry import metrics, morphable
 from facerecon_jax.training import data, rnet
 from facerecon_jax.geometry.coefficients import CoeffLayout
 
@@ -92,14 +92,24 @@ def load_backbone(state: TrainState, path: str) -> TrainState:
                          batch_stats=merge(state.batch_stats, stats))
 
 
+def shape_difference_mm(model, id_a, exp_a, id_b, exp_b, centred: bool = True):
+    """(B, V, 3) difference in mm between two unposed shapes (identity and expression); with
+    `centred`, each shape's mean is removed first (the held-out report's shape error)."""
+    s = morphable.shape(model, id_a, exp_a)
+    t = morphable.shape(model, id_b, exp_b)
+    if centred:
+        s, t = s - s.mean(-2, keepdims=True), t - t.mean(-2, keepdims=True)
+    return (s - t) * 100.0                                                  # dm -> mm
+
+
 @dataclasses.dataclass(frozen=True)
 class Supervision:
     """The optional supervised term on generated faces (their coefficients are known), added to
     the weakly supervised hybrid loss for the first `steps` steps (0: all of them):
     weight x `losses.supervised_coefficients` (squared coefficient error) + vertex_weight x the
     mean squared distance (mm^2) between predicted and true unposed shape (identity and
-    expression), which weighs each mode by how much it moves the face. Off in the paper's
-    configs."""
+    expression, `shape_difference_mm`), which weighs each mode by how much it moves the face.
+    Off in the paper's configs."""
     layout: CoeffLayout
     weight: float
     steps: int = 0
@@ -115,13 +125,12 @@ class Supervision:
                    None if face_model is None else face_model.to_jax())
 
     def loss(self, x, batch, step):
-        from facerecon_jax.geometry import morphable  # noqa: PLC0415
         per_image = self.weight * losses.supervised_coefficients(
             x, batch["coeffs"], self.layout, batch.get("shape_valid"), batch.get("coeffs_valid"))
         if self.vertex_weight:
             p, t = self.layout.split(x), self.layout.split(batch["coeffs"])
-            d = (morphable.shape(self.model, p["id"], p["exp"])
-                 - morphable.shape(self.model, t["id"], t["exp"])) * 100.0     # dm -> mm
+            d = shape_difference_mm(self.model, p["id"], p["exp"], t["id"], t["exp"],
+                                    centred=False)
             sv = batch.get("shape_valid", jnp.ones(x.shape[:1], x.dtype))
             per_image = per_image + self.vertex_weight * sv * jnp.mean(jnp.sum(d ** 2, -1), -1)
         on = 1.0 if self.steps <= 0 else (step < self.steps).astype(x.dtype)
@@ -403,7 +412,6 @@ def evaluate_synthetic(predict, face_model, layout: CoeffLayout, examples: Dict[
     """Landmark error (NME, inter-ocular) and shape error (RMSE of the unposed shape in mm,
     after removing the mean offset) of R-Net predictions against synthetic ground truth, and
     the same for the mean face (x = 0) as the baseline."""
-    from facerecon_jax.geometry import morphable  # noqa: PLC0415
     from facerecon_jax.render import renderer  # noqa: PLC0415
 
     m = face_model.to_jax()
@@ -414,10 +422,8 @@ def evaluate_synthetic(predict, face_model, layout: CoeffLayout, examples: Dict[
     gt = jnp.asarray(examples["coeffs"])
 
     def rmse_mm(id_a, exp_a, id_b, exp_b):
-        s = np.asarray(morphable.shape(m, id_a, exp_a))
-        t = np.asarray(morphable.shape(m, id_b, exp_b))
-        d = (s - s.mean(1, keepdims=True)) - (t - t.mean(1, keepdims=True))
-        return float(np.mean(np.sqrt(np.mean(np.sum(d ** 2, -1), -1)) * 100.0))  # dm -> mm
+        d = np.asarray(shape_difference_mm(m, id_a, exp_a, id_b, exp_b))
+        return float(np.mean(np.sqrt(np.mean(np.sum(d ** 2, -1), -1))))
 
     def scores(x):
         parts, tparts = layout.split(jnp.asarray(x)), layout.split(gt)
