@@ -49,6 +49,8 @@ def get_config():
         "coefficient prior x1 (the paper's)": {"prior_scale": 1.0},
         "coefficient prior x8": {"prior_scale": 8.0},
         "jaw contour off": {"contour_weight": 0.0},
+        "jaw contour 1/4": {"contour_weight": 0.25},
+        "landmark noise none (the paper's per-point weights)": {"landmark_noise": "none"},
         "learned landmark embedding": {"landmark_map": "learned"},
         "hybrid 200 steps at lr 2e-2 (the paper's schedule)": {"steps": 200, "lr": 0.02},
         "mono light": {"light": "mono"},

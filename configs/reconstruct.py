@@ -14,6 +14,9 @@ def get_config():
     c.steps_landmark = 150         # stage 1: landmarks + regularisers
     c.steps = 100                  # stage 2: the hybrid loss
     c.lr = 0.05
+    # --mode refine (an R-Net checkpoint's prediction, then a short fit): the two stages' steps
+    c.refine_steps_landmark = 20
+    c.refine_steps = 60
     c.lr_pose = 0.01
     c.perceptual = False           # dlib face-embedding cosine term (paper: on; here it costs
                                    # 4.5x the time and did not lower the shape error)
@@ -32,6 +35,9 @@ def get_config():
                                    # points scatter ~0.07 IOD, more than identity moves them,
                                    # so one photo's identity needs 4x the paper's shrinkage
                                    # (a joint fit counts it once per person: docs/accuracy.md)
+    c.landmark_noise = "calibrated"  # each dlib point weighted by 1 / its measured scatter^2
+                                   # (landmark_embedding.detector_noise: the jaw contour ~1/5
+                                   # of an inner point); "none": the paper's weights
     c.contour_weight = 1.0         # per-landmark weight of the 17 jaw-contour points
     c.landmark_map = "model"       # "model": the face model's landmark vertices; "learned":
                                    # the shipped embedding of dlib's points (landmark_embedding)

@@ -43,7 +43,8 @@ def main(argv):
     n_cond = len(cfg.conditions)
     j = cfg.images_per_person
     oracle = min(cfg.oracle_images, j) if cfg.oracle_images > 0 else j
-    per_cond = cfg.n_people * (j + oracle + (j if cfg.joint_per_condition else 0))
+    per_cond = cfg.n_people * (j + oracle + (j if cfg.joint_per_condition else 0)
+                               + (2 * j if cfg.checkpoint else 0))   # R-Net's two short fits
     bar = progress.Progress(n_cond * per_cond + (n_cond * cfg.n_people * j if n_cond > 1 else 0),
                             unit="fit")
 

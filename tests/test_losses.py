@@ -1,5 +1,6 @@
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from facerecon_jax.fit import losses
 
@@ -125,3 +126,32 @@ def test_supervised_coefficients_masks_shape_and_pose_parts(small_grid, rng):
         shape = sum(((x[b, sl[f]] - t[b, sl[f]]) ** 2).sum() for f in ("id", "exp", "tex"))
         pose = sum(((x[b, sl[f]] - t[b, sl[f]]) ** 2).sum() for f in ("angles", "gamma", "trans"))
         np.testing.assert_allclose(got[b], shape_ok[b] * shape + pose_ok[b] * pose, rtol=1e-5)
+
+
+def test_group_consistency_is_the_distance_from_each_persons_mean(rng):
+    v = rng.normal(size=(6, 4)).astype(np.float32)
+    got = np.asarray(losses.group_consistency(jnp.asarray(v), 3))
+    want = np.concatenate([np.sum((g - g.mean(0)) ** 2, -1) for g in (v[:3], v[3:])])
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    # a left-out row (mirrored picture): out of its group's mean and of the term
+    valid = np.array([1, 1, 0, 1, 1, 1], np.float32)
+    got = np.asarray(losses.group_consistency(jnp.asarray(v), 3, jnp.asarray(valid)))
+    m = v[:2].mean(0)
+    np.testing.assert_allclose(got[:3], [np.sum((v[0] - m) ** 2), np.sum((v[1] - m) ** 2), 0.0],
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_calibrated_landmark_noise_weights_by_inverse_variance():
+    from facerecon_jax.fit import fitting, landmark_embedding
+    noise = np.full(68, 0.1)
+    noise[:17] = 0.2
+    w = losses.landmark_weights(1.0, 20.0, tuple(noise))
+    base = losses.landmark_weights(1.0, 20.0)
+    np.testing.assert_allclose(w[17:], base[17:], rtol=1e-6)          # median spread: as before
+    np.testing.assert_allclose(w[:17], base[:17] / 4.0, rtol=1e-6)    # twice the spread: 1/4
+    shipped = landmark_embedding.detector_noise()
+    assert shipped.shape == (68,) and shipped[:17].mean() > shipped[17:].mean()
+    assert fitting.landmark_noise("calibrated") == tuple(float(s) for s in shipped)
+    assert fitting.landmark_noise("none") == ()
+    with pytest.raises(ValueError, match="landmark_noise"):
+        fitting.landmark_noise("dlib")

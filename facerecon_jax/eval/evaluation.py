@@ -361,11 +361,20 @@ def run_benchmark(cfg, workdir=None, log=print, progress=None) -> dict:
         single("fitting, true landmarks", cond, score_identities(
             model, layout, x_or[keep], bench.person[keep], people.scans, cfg.radius_mm))
         if predictor is not None:
-            x_rn = fit_prepared(model, rnet_layout, prepared, where, n,
-                                fitting.FitConfig.default(steps_landmark=0, steps=0),
-                                predictor=predictor, batch_size=fit_c.batch_size)
-            single("R-Net", cond, score_identities(model, rnet_layout, x_rn, bench.person,
-                                                   people.scans, cfg.radius_mm))
+            # R-Net alone, R-Net + the short refinement of --mode refine, and the same short
+            # fit from the mean face (what the network's start is worth)
+            short = dataclasses.replace(fit_cfg, steps_landmark=int(fit_c.refine_steps_landmark),
+                                        steps=int(fit_c.refine_steps))
+            steps = f"{short.steps_landmark} + {short.steps} steps"
+            for name, c_, pred in (("R-Net", dataclasses.replace(short, steps_landmark=0,
+                                                                   steps=0), predictor),
+                                   (f"R-Net + refinement ({steps})", short, predictor),
+                                   (f"fitting, {steps} from the mean face", short, None)):
+                x_rn = fit_prepared(model, rnet_layout, prepared, where, n, c_, embed,
+                                    predictor=pred, batch_size=fit_c.batch_size,
+                                    landmark_map=lmap, progress=progress if c_.steps else None)
+                single(name, cond, score_identities(model, rnet_layout, x_rn, bench.person,
+                                                    people.scans, cfg.radius_mm))
         single("model fitted to the scan (floor)", cond, [floor_err[p] for p in bench.person])
         neutral = bench.neutral[where]
         res["neutral_expression"][cond] = {

@@ -65,7 +65,8 @@ class FitConfig:
         w = dataclasses.replace(w, lan=w.lan * c.landmark_scale, exp_l1=c.exp_l1,
                                 coef=w.coef * c.prior_scale,
                                 lan_nose_mouth=c.nose_mouth_weight,
-                                lan_contour=c.contour_weight, lan_shape=c.landmark_shape)
+                                lan_contour=c.contour_weight, lan_shape=c.landmark_shape,
+                                lan_noise=landmark_noise(c.get("landmark_noise", "none")))
         return cls(steps_landmark=c.steps_landmark, steps=c.steps, lr=c.lr, lr_pose=c.lr_pose,
                    weights=w, perceptual=c.perceptual, backend=c.backend,
                    expression=c.expression, shared=tuple(c.shared))
@@ -86,6 +87,18 @@ class Stage(NamedTuple):
 STAGES = (Stage("landmarks", ("id", "exp", "angles", "trans"), True),
           Stage("hybrid", ("id", "exp", "tex", "angles", "gamma", "trans"), False))
 STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def landmark_noise(name: str) -> tuple:
+    """The per-landmark detector scatter a config names: "none" (every point as the paper
+    weighs it) or "calibrated" (`landmark_embedding.detector_noise`: the shipped calibration of
+    dlib's points, so the jaw contour weighs ~1/5 of an inner point)."""
+    from facerecon_jax.fit import landmark_embedding  # noqa: PLC0415
+    if name == "none":
+        return ()
+    if name == "calibrated":
+        return tuple(float(v) for v in landmark_embedding.detector_noise())
+    raise ValueError(f"landmark_noise must be 'none' or 'calibrated', got {name!r}")
 
 
 def landmark_map_for(model: FaceModel, name: str):

@@ -83,6 +83,23 @@ def for_model(model, path: Optional[pathlib.Path] = None) -> Optional[LandmarkMa
     return m
 
 
+def detector_noise(path: Optional[pathlib.Path] = None) -> np.ndarray:
+    """(68,) how far each of the detector's points strays from the best surface point, in
+    inter-ocular distances (the capped mean residual of the calibration, `learn_map`): the
+    detector's own scatter per landmark (jaw contour ~0.2, inner points ~0.07-0.15), measured
+    on pictures apart from the evaluation's. `losses.landmark_weights` turns it into inverse-
+    variance weights."""
+    path = pathlib.Path(path) if path else DEFAULT_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the landmark calibration file is missing (it ships with "
+                                f"the package; `python -m launch.calibrate_landmarks` remakes it)")
+    noise = np.asarray(json.loads(path.read_text())["info"]["residual"], np.float64)
+    if noise.shape != (68,) or not np.all(noise > 0):
+        raise ValueError(f"{path}: info.residual must hold 68 positive numbers, got "
+                         f"shape {noise.shape}")
+    return noise
+
+
 # --------------------------------------------------------------------------- learning it
 
 def visible_vertices(screen: np.ndarray, depth: np.ndarray, n: int, eps: float = 0.02

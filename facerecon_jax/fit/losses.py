@@ -33,6 +33,8 @@ class LossWeights:
     exp_l1: float = 0.0           # w ||beta||_1: keeps unused blendshape weights at 0
     lan_contour: float = 1.0      # weight of the 17 jaw-contour landmarks (0-based 0..16)
     lan_nose_mouth: float = 20.0  # weight of the nose and inner-mouth landmarks (paper: 20)
+    lan_noise: tuple = ()         # per-landmark detector scatter (68 floats, any unit):
+                                  # weights x (median / noise)^2 (inverse variance); () = none
     lan_shape: float = 1.0        # share of the landmark term's gradient that reaches identity
                                   # and expression (the value is unchanged; pose keeps all of
                                   # it: the landmarks place the head, the dense terms the shape)
@@ -54,10 +56,16 @@ class LossWeights:
                    w_id=1.0, w_exp=0.8, w_third=1.7e-2, third="tex")
 
 
-def landmark_weights(contour: float = 1.0, nose_mouth: float = 20.0) -> np.ndarray:
+def landmark_weights(contour: float = 1.0, nose_mouth: float = 20.0, noise=()) -> np.ndarray:
+    """(68,) per-landmark weights: 1, `nose_mouth` for the nose and inner mouth, `contour` for
+    the jaw contour; with `noise` (68 spreads of the detector's points) each is multiplied by
+    (median spread / its spread)^2, so a point weighs by how much it can be trusted."""
     w = np.ones(68, np.float32)
     w[list(NOSE_AND_INNER_MOUTH)] = nose_mouth
     w[:17] = contour
+    if len(noise):
+        noise = np.asarray(noise, np.float64)
+        w = (w * (np.median(noise) / noise) ** 2).astype(np.float32)
     return w
 
 
@@ -135,6 +143,19 @@ def supervised_coefficients(x, target, layout, shape_valid=None, pose_valid=None
     return sv * shape + pv * pose
 
 
+def group_consistency(values, views: int, valid=None):
+    """Squared distance of each row of values (B, F) from the mean of its group, per row (B,):
+    rows j k .. j k + k - 1 (k = `views`) are one person's images. `valid` (B,) 0 leaves a row
+    out of its group's mean and of the term (e.g. a mirrored picture, whose identity is
+    another face's)."""
+    b, f = values.shape
+    g = values.reshape(b // views, views, f)
+    v = (jnp.ones((b,), values.dtype) if valid is None else valid).reshape(b // views, views, 1)
+    mean = jnp.sum(g * v, axis=1, keepdims=True) / jnp.maximum(jnp.sum(v, axis=1, keepdims=True),
+                                                               1.0)
+    return (jnp.sum((g - mean) ** 2, axis=-1) * v[..., 0]).reshape(b)
+
+
 def total(terms: Dict[str, jnp.ndarray], w: LossWeights):
     """The weighted sum of the (B,) terms present in `terms` -> (B,)."""
     weights = {"photo": w.photo, "lan": w.lan, "per": w.per, "coef": w.coef, "tex": w.tex,
@@ -162,7 +183,7 @@ def make_hybrid_loss(model, layout, *, camera, weights: LossWeights = LossWeight
     w = weights
     rcfg = renderer.RenderConfig(camera=camera, soft=soft, backend=backend, colour_only=True)
     use_per = (not landmarks_only) and embed_params is not None and w.per > 0
-    lan_w = jnp.asarray(landmark_weights(w.lan_contour, w.lan_nose_mouth))
+    lan_w = jnp.asarray(landmark_weights(w.lan_contour, w.lan_nose_mouth, w.lan_noise))
 
     def loss(x, batch):
         parts = layout.split(x)
