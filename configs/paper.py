@@ -30,9 +30,17 @@ def get_config():
     c.data.synthetic_examples = 0  # > 0: train on this many generated faces instead
     c.data.synthetic_condition = "train"
     c.data.augment = True
+    c.data.views_per_person = 1    # > 1: batches of batch_size / k people x k images each
+                                   # (generated faces: k views of each identity)
     c.eval_examples = 0            # > 0: held-out synthetic faces scored at the end
+    c.eval_people = 0              # > 0: and held-out people in eval_views_per_person images
+    c.eval_views_per_person = 4    # each (single image vs averaging vs k-means per person)
+    c.identity_consistency = 0.0   # weight of each image's squared identity distance from its
+                                   # person's mean in the batch (needs views_per_person > 1)
     # supervised term on generated faces (their true coefficients): weight x squared coefficient
-    # error + vertex_weight x mean squared shape error (mm^2), for the first `steps` steps (0: the
-    # whole run). Not the paper's loss: off here.
-    c.supervised = ml_collections.ConfigDict({"weight": 0.0, "vertex_weight": 0.0, "steps": 0})
+    # error + vertex_weight x mean squared shape error (mm^2; vertex_fields "id+exp", or "id":
+    # the identity's shape alone), for the first `steps` steps (0: the whole run). Not the
+    # paper's loss: off here.
+    c.supervised = ml_collections.ConfigDict({"weight": 0.0, "vertex_weight": 0.0, "steps": 0,
+                                              "vertex_fields": "id+exp"})
     return c

@@ -10,8 +10,9 @@ in this list; tests/test_package.py checks it):
                the renderer, texture maps, overlays
   photo        detection and landmarks, alignment, skin mask, the face embedding
   fit          the hybrid loss and the compiled fitting solver, the landmark embedding
-  training     R-Net, the data pipeline, generated faces, the train step
   aggregation  k-means and the multi-image aggregation modes
+  training     R-Net, the data pipeline, generated faces, the train step (its held-out report
+               aggregates several images of a person)
   pipeline     the photo-folder jobs behind the command-line tools, the results page
   eval         the evaluation benchmark
 

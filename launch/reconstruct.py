@@ -1,6 +1,7 @@
 """Reconstruct 3D faces from photos, folders and videos.
 
   facerecon-reconstruct --input photo.jpg --input photos/ --input clip.mp4 --output_dir out/
+  facerecon-reconstruct --checkpoint RUN --mode rnet --texture none --input photos/ ...  (R-Net)
 
 Per face, in --output_dir: <name>.obj (lit vertex colours), <name>_albedo.obj, <name>_coeffs.npz
 (split coefficients, alignment transform, landmarks), <name>_lm68.txt (68 fitted landmarks in the
@@ -31,10 +32,16 @@ _VIDEO_EVERY = flags.DEFINE_integer("video_every", 10, "Use every n-th frame of 
 _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "At most this many frames per video.")
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "An R-Net training workdir (facerecon-train): its prediction starts the "
-    "fit; with --config.steps_landmark=0 --config.steps=0 it is the result.")
+    "fit (--mode fit), is the result (--mode rnet) or is refined briefly (--mode refine).")
+_MODE = flags.DEFINE_enum(
+    "mode", "fit", ["fit", "rnet", "refine"], "fit: the config's fitting (from the R-Net's "
+    "prediction with --checkpoint); rnet: one R-Net forward per batch, no fitting (batch "
+    "inference); refine: the R-Net's prediction then --config.refine_steps_landmark + "
+    "--config.refine_steps fitting steps.")
 _TEXTURE = flags.DEFINE_enum(
-    "texture", "albedo", ["albedo", "photo"], "Texture map from the photo: divided by the fitted "
-    "shading (albedo, for relighting viewers) or as it is (photo, the light baked in).")
+    "texture", "albedo", ["albedo", "photo", "none"], "Texture map from the photo: divided by "
+    "the fitted shading (albedo, for relighting viewers), as it is (photo, the light baked in), "
+    "or none (no texture files: faster).")
 _TEXTURE_SIZE = flags.DEFINE_integer("texture_size", 1024, "Texture map size in texels.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Redo faces already complete in "
                                "--output_dir (by default they are skipped).")
@@ -57,7 +64,9 @@ def main(argv):
     out_dir = cli.output_dir(_OUT.value)
     options = reconstruct_job.Options(
         faces=_FACES.value, video_every=_VIDEO_EVERY.value, max_frames=_MAX_FRAMES.value,
-        checkpoint=_CHECKPOINT.value, texture=_TEXTURE.value, texture_size=_TEXTURE_SIZE.value,
+        checkpoint=_CHECKPOINT.value, mode=_MODE.value,
+        texture=None if _TEXTURE.value == "none" else _TEXTURE.value,
+        texture_size=_TEXTURE_SIZE.value,
         overwrite=_OVERWRITE.value)
     result = reconstruct_job.run(_INPUT.value, out_dir, _CONFIG.value, options)
     reconstruct_job.print_summary(result, out_dir)

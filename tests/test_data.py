@@ -292,3 +292,38 @@ def test_prepare_data_synthetic(tmp_path, request, small_grid):
     lay = coefficients.CoeffLayout.for_model(small_grid, "mono")
     ref = synthetic.generate(small_grid, lay, 3, seed=4, condition="outdoor", size=32)
     np.testing.assert_array_equal(data.Dataset(out, 0, 1).example(2)["coeffs"], ref["coeffs"][2])
+
+
+def test_views_per_person_batches_hold_whole_people_and_resume(tmp_path):
+    """Planted people (3, 4 or 2 images each, across shards): batches of 2 people x 2 images,
+    each person's images side by side, nobody twice in an epoch, a person with fewer images
+    than asked left out, the same batches on resume; shards without `person` refused."""
+    exs = _examples(9, coeffs=True)
+    persons = [0, 0, 0, 1, 1, 1, 1, 2, 3]      # 2 and 3 have one image each
+    for ex, p in zip(exs, persons):
+        ex["person"] = p
+    index = _write(tmp_path / "p", exs, 5)
+    assert index["has_person"]
+    ds = data.Dataset(tmp_path / "p", 0, 1, shuffle_shards=4)
+    np.testing.assert_array_equal(ds.persons(), persons)
+    order = ds.epoch_order(1, 0, views_per_person=2)
+    who = np.asarray(persons)[order]
+    assert len(order) == 4 and sorted(who.tolist()) == [0, 0, 1, 1]
+    assert who[0] == who[1] and who[2] == who[3] and len(set(order.tolist())) == 4
+    assert ds.steps_per_epoch(4, views_per_person=2) == 1
+    run = list(zip(range(5), ds.batches(4, seed=1, views_per_person=2)))
+    for step, b in run:
+        ids = ds.batch_ids(4, 1, step, views_per_person=2)
+        p = np.asarray(persons)[ids]
+        assert p[0] == p[1] and p[2] == p[3] and p[0] != p[2]
+        np.testing.assert_array_equal(b["coeffs"], np.stack([exs[i]["coeffs"] for i in ids]))
+        assert b["mirrored"].shape == (4,)
+    resumed = data.Dataset(tmp_path / "p", 0, 1, shuffle_shards=4).batches(
+        4, seed=1, start_step=3, views_per_person=2)
+    for step in (3, 4):
+        np.testing.assert_array_equal(next(resumed)["image"], run[step][1]["image"])
+    with pytest.raises(ValueError, match="multiple of views_per_person"):
+        ds.batch_ids(3, 1, 0, views_per_person=2)
+    _write(tmp_path / "q", _examples(4), 4)
+    with pytest.raises(ValueError, match="person"):
+        data.Dataset(tmp_path / "q", 0, 1).epoch_order(0, 0, views_per_person=2)

@@ -137,7 +137,7 @@ def test_one_loop_batches_faces_saves_after_each_batch_and_uses_the_configured_m
         _png(tmp_path / f"{n}.png", 50)
     calls, saved = [], []
 
-    def prepare(src, model, detector, faces="largest"):
+    def prepare(src, model, detector, faces="largest", times=None):
         if src.name == "c":
             raise reconstruct.detection.NoFaceError(f"no face found in {src.path}")
         return [reconstruct.PreparedFace(src.name, src.path, *([None] * 6), "given")]

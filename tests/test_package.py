@@ -5,7 +5,7 @@ import pathlib
 import facerecon_jax
 
 PKG = pathlib.Path(facerecon_jax.__file__).parent
-LAYERS = ("io", "models", "geometry", "render", "photo", "fit", "training", "aggregation",
+LAYERS = ("io", "models", "geometry", "render", "photo", "fit", "aggregation", "training",
           "pipeline", "eval")
 
 

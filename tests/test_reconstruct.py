@@ -121,10 +121,38 @@ def test_checkpoint_prediction_starts_the_fit(tmp_path, request):
                                         "num_outputs": layout.size, "light": "mono", "step": 0})
     Image.fromarray(skimage.data.astronaut()).save(tmp_path / "a.png")
     out = tmp_path / "out"
+    root = request.config.rootpath
     res = _run(["--input", str(tmp_path / "a.png"), "--output_dir", str(out), "--checkpoint",
                 str(tmp_path / "rnet"), "--config.steps_landmark=0", "--config.steps=0",
-                "--config.perceptual=False"], request.config.rootpath)
+                "--config.perceptual=False"], root)
     assert res.returncode == 0, res.stdout + res.stderr
     c = np.load(out / "a_coeffs.npz")
     np.testing.assert_allclose(c["coeffs"], bias, atol=1e-6)
     assert c["gamma"].shape == (9,)
+    # batch inference (--mode rnet): the same vector, every stage's speed said, no fitting
+    # stage and (--texture none) no texture files
+    rn = _run(["--input", str(tmp_path / "a.png"), "--output_dir", str(tmp_path / "rn"),
+               "--checkpoint", str(tmp_path / "rnet"), "--mode", "rnet", "--texture", "none"],
+              root)
+    assert rn.returncode == 0, rn.stdout + rn.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "rn" / "a_coeffs.npz")["coeffs"], bias,
+                               atol=1e-6)
+    stages = rn.stdout.split("speed per stage: ")[1].splitlines()[0]
+    assert [s.split()[0] for s in stages.split(", ")] == ["read", "detect", "align", "rnet",
+                                                          "write"], stages
+    assert not (tmp_path / "rn" / "a_texture.png").exists()
+    # --mode refine: the prediction refined (the head turns to the photo; identity moves)
+    ref = _run(["--input", str(tmp_path / "a.png"), "--output_dir", str(tmp_path / "ref"),
+                "--checkpoint", str(tmp_path / "rnet"), "--mode", "refine", "--texture", "none",
+                "--config.refine_steps_landmark=5", "--config.refine_steps=0"], root)
+    assert ref.returncode == 0, ref.stdout + ref.stderr
+    r = np.load(tmp_path / "ref" / "a_coeffs.npz")["coeffs"]
+    assert np.abs(r - bias).max() > 1e-3
+    stages = ref.stdout.split("speed per stage: ")[1].splitlines()[0]
+    assert [s.split()[0] for s in stages.split(", ")] == ["read", "detect", "align", "rnet",
+                                                          "fit", "write"], stages
+    # a mode that needs a network, without one: refused before anything is written
+    bad = _run(["--input", str(tmp_path / "a.png"), "--output_dir", str(tmp_path / "bad"),
+                "--mode", "rnet"], root)
+    assert bad.returncode != 0 and "--checkpoint" in bad.stderr
+    assert not (tmp_path / "bad").exists()

@@ -1,4 +1,5 @@
 """The train step across devices, resume after a kill, and the NaN guard (tiny shapes)."""
+import dataclasses
 import os
 import subprocess
 import sys
@@ -124,10 +125,19 @@ def test_pmapped_step_on_8_devices_equals_single_device_step(tmp_path):
         s0 = s0.replace(params={{**s0.params, "head": head}})
         one, m1 = jax.jit(functools.partial(train.train_step, hybrid_loss=hybrid))(s0, batch)
         sm = s0.replace(apply_fn=multi_net.apply)
-        p = jax.pmap(functools.partial(train.train_step, hybrid_loss=hybrid, axis_name="batch"),
-                     axis_name="batch")
-        many, m8 = p(flax.jax_utils.replicate(sm), data.shard_for_devices(batch))
+        # the module-level pmapped step: model and spec as arguments
+        spec = train.StepSpec(layout, cam.Camera().scaled({SIZE}), losses.LossWeights())
+        r_model = train.replicate(model.to_jax())
+        traced, build = [], losses.make_hybrid_loss     # the loss is built only when tracing
+        losses.make_hybrid_loss = lambda *a, **k: (traced.append(1), build(*a, **k))[1]
+        many, m8 = train.p_train_step(train.replicate(sm), data.shard_for_devices(batch),
+                                      r_model, None, spec)
         many = flax.jax_utils.unreplicate(many)
+        # a second run with an equal spec (another object) reuses the compiled program
+        spec2 = train.StepSpec(layout, cam.Camera().scaled({SIZE}), losses.LossWeights())
+        train.p_train_step(train.replicate(sm), data.shard_for_devices(batch), r_model, None,
+                           spec2)
+        assert len(traced) == 1, len(traced)
         np.testing.assert_allclose(float(m1["loss"]), float(m8["loss"][0]), rtol=1e-5)
         for a, b in zip(leaves(one.params), leaves(many.params)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
@@ -194,3 +204,104 @@ def test_supervised_warm_up_adds_the_coefficient_error_then_stops(tiny, tmp_path
     with pytest.raises(ValueError, match="ground-truth"):
         train.train_and_evaluate(c, str(tmp_path / "run"), _Photos(), model)
     assert not (tmp_path / "run").exists()          # refused before anything was written
+
+
+def test_identity_consistency_term_and_multi_image_batches(tmp_path):
+    """Generated people in 2 views each: the consistency term is weight x the squared distance
+    of each image's identity from its person's mean (closed form on the batch), training with
+    it runs and logs it, and it is refused without several images per person."""
+    import jax.numpy as jnp
+    import optax
+
+    model = grid_model.grid_model(12, n_id=4, n_exp=3, n_tex=3)
+    layout = CoeffLayout.for_model(model, "mono")
+    d = tmp_path / "people"
+    synthetic.write_synthetic_shards(d, model, layout, 16, seed=2, condition="indoor",
+                                     shard_size=8, size=SIZE, overwrite=True, views_per_person=2)
+    ds = data.Dataset(d, process_index=0, process_count=1)
+    cfg = tiny_config(identity_consistency=0.5, num_steps=2)
+    cfg.data.views_per_person = 2
+    net, _, hybrid, _ = train.make_training(cfg, model, None, axis_name=None)
+    state = train.create_train_state(jax.random.PRNGKey(0), net, SIZE, optax.sgd(0.0))
+    # a head that reads the picture: identity predictions differ per image
+    params = dict(state.params)
+    params["head"] = dict(params["head"], kernel=jax.random.normal(
+        jax.random.PRNGKey(1), params["head"]["kernel"].shape) * 0.1)
+    state = state.replace(params=params)
+    host = next(ds.batches(8, seed=0, augment=True, views_per_person=2))
+    batch = {k: jnp.asarray(host[k]) for k in ("image", "landmarks", "attention", "mirrored")}
+    con = train.Consistency.from_config(cfg, layout)
+    _, plain = train.train_step(state, batch, hybrid_loss=hybrid)
+    _, on = train.train_step(state, batch, hybrid_loss=hybrid, consistency=con)
+    x, _ = state.apply_fn({"params": state.params, "batch_stats": state.batch_stats},
+                          batch["image"], train=True, mutable=["batch_stats"])   # as the step
+    x = np.asarray(x)
+    ids, keep = np.asarray(layout.split(x)["id"]), 1.0 - host["mirrored"]
+    want = []
+    for g in range(4):
+        v, k = ids[2 * g:2 * g + 2], keep[2 * g:2 * g + 2]
+        mean = (v * k[:, None]).sum(0) / max(k.sum(), 1.0)
+        want += list(np.sum((v - mean) ** 2, -1) * k)
+    assert np.max(want) > 1e-6
+    np.testing.assert_allclose(float(on["consistency"]), 0.5 * np.mean(want), rtol=1e-3,
+                               atol=1e-7)
+    np.testing.assert_allclose(float(on["loss"]), float(plain["loss"]) + 0.5 * np.mean(want),
+                               rtol=1e-4)
+    res = train.train_and_evaluate(cfg, str(tmp_path / "run"), ds, model, log=lambda m: None)
+    assert res.step == 2 and all("consistency" in h for h in res.history)
+    bad = tiny_config(identity_consistency=0.5)
+    with pytest.raises(ValueError, match="views_per_person"):
+        train.train_and_evaluate(bad, str(tmp_path / "bad"), ds, model)
+
+
+def test_multi_image_report_scores_single_average_and_kmeans(tiny):
+    """Planted predictions: the truth plus independent noise per view. Averaging the views
+    must beat one view, and predicting the mean face must score as the mean face."""
+    model, _ = tiny
+    layout = CoeffLayout.for_model(model, "mono")
+    g = synthetic.generate(model, layout, 24, seed=5, condition="indoor", size=SIZE,
+                           views_per_person=4)
+    rng = np.random.default_rng(0)
+    noisy = g["coeffs"] + rng.normal(0, 0.8, g["coeffs"].shape).astype(np.float32)
+    lookup = {g["image"][i].tobytes(): noisy[i] for i in range(len(noisy))}
+
+    def predict(images):
+        imgs = np.round(np.asarray(images) * 255).astype(np.uint8)
+        return np.stack([lookup[im.tobytes()] for im in imgs])
+    r = train.evaluate_people(predict, model, layout, g, 4, n_init=2)
+    assert r["people"] == 6
+    assert r["averaging_identity_shape_rmse_mm"] < 0.8 * r["single_identity_shape_rmse_mm"]
+    assert r["kmeans_identity_shape_rmse_mm"] < r["single_identity_shape_rmse_mm"]
+    zero = train.evaluate_people(lambda im: np.zeros((len(im), layout.size), np.float32),
+                                 model, layout, g, 4, n_init=2)
+    for k in ("single", "averaging", "kmeans"):
+        np.testing.assert_allclose(zero[f"{k}_identity_shape_rmse_mm"],
+                                   zero["mean_face_identity_shape_rmse_mm"], rtol=1e-5)
+
+
+def test_supervised_shape_error_of_the_identity_alone(tiny):
+    """vertex_fields "id": at the zero-initialised head the vertex part is the mean squared
+    identity offset from the mean shape (mm^2), the expression left out."""
+    import jax.numpy as jnp
+
+    model, ds = tiny
+    layout = CoeffLayout.for_model(model, "mono")
+    host = next(ds.batches(8, seed=0, augment=False))
+    x = jnp.zeros_like(jnp.asarray(host["coeffs"]))
+    batch = {k: jnp.asarray(host[k]) for k in ("coeffs", "coeffs_valid", "shape_valid")}
+    sup = train.Supervision(layout, weight=0.0, vertex_weight=1.0, model=model.to_jax(),
+                            vertex_fields="id")
+    t = layout.split(host["coeffs"])
+    offset = np.einsum("bk,kvc->bvc", np.asarray(t["id"]), np.asarray(model.id_basis)) * 100.0
+    want = float(np.mean(np.mean(np.sum(offset ** 2, -1), -1)))
+    np.testing.assert_allclose(float(sup.loss(x, batch, 0)[0]), want, rtol=1e-4)
+    both = dataclasses.replace(sup, vertex_fields="id+exp")      # expression counts there
+    offset = offset + np.einsum("bk,kvc->bvc", np.asarray(t["exp"]),
+                                np.asarray(model.exp_basis)) * 100.0
+    want_both = float(np.mean(np.mean(np.sum(offset ** 2, -1), -1)))
+    assert abs(want_both - want) > 1e-3 * want
+    np.testing.assert_allclose(float(both.loss(x, batch, 0)[0]), want_both, rtol=1e-4)
+    c = tiny_config()
+    c.supervised.update(weight=0.1, vertex_fields="exp")
+    with pytest.raises(ValueError, match="vertex_fields"):
+        train.Supervision.from_config(c, layout)

@@ -1,6 +1,8 @@
-"""A small text progress bar for long work: done / total, rate, ETA (stderr)."""
+"""A small text progress bar for long work: done / total, rate, ETA (stderr); and the time each
+stage of a pipeline took (`StageTimes`: images/s per stage)."""
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
@@ -57,3 +59,34 @@ class Progress:
     def close(self):
         self.stream.write("\r" + self.line() + "\n")
         self.stream.flush()
+
+
+class StageTimes:
+    """Wall time and items per named stage, summed over a run: `with times.stage("detect", 1):`
+    around each piece of work. Stages are kept in the order first seen."""
+
+    def __init__(self):
+        self.seconds: dict = {}
+        self.items: dict = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str, items: int = 1):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - t0, items)
+
+    def add(self, name: str, seconds: float, items: int = 1) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + float(seconds)
+        self.items[name] = self.items.get(name, 0) + int(items)
+
+    def as_dict(self) -> dict:
+        """{stage: {"seconds", "items", "per_second"}}."""
+        return {k: {"seconds": s, "items": self.items[k],
+                    "per_second": self.items[k] / s if s > 0 else float("inf")}
+                for k, s in self.seconds.items()}
+
+    def summary(self, unit: str = "images") -> str:
+        return ", ".join(f"{k} {v['per_second']:.1f} {unit}/s ({v['items']} in "
+                         f"{v['seconds']:.1f} s)" for k, v in self.as_dict().items())

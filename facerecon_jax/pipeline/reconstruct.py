@@ -19,14 +19,16 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import time
+import contextlib
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from facerecon_jax.fit import fitting
 from facerecon_jax.geometry import metrics
-from facerecon_jax.io import atomic_file, cli, export, output_folder
+from facerecon_jax.io import atomic_file, cli, export, output_folder, progress as progress_
 from facerecon_jax.photo import alignment, detection, skin
 from facerecon_jax.pipeline import results_page, textured_face
 from facerecon_jax.render import renderer, visualize
@@ -115,51 +117,67 @@ def _video_sources(path: pathlib.Path, every: int, max_frames: Optional[int]):
         yield Source(path.stem, str(path), fail)
 
 
+def _stage(times: Optional[progress_.StageTimes], name: str, items: int = 1):
+    return contextlib.nullcontext() if times is None else times.stage(name, items)
+
+
+def find_landmarks(source: Source, image: np.ndarray, detector: detection.FaceDetector,
+                   faces: str = "largest") -> list:
+    """[(68 landmarks, where they came from, 5 points), ...] for the faces of one image: from
+    the landmark file beside it (68 points, or 5 and the 68-point predictor around them), or
+    detected (`faces`: "largest" or "all"; no face raises naming the file)."""
+    if source.landmark_file is None and source.landmarks is None:
+        return [(f.landmarks68, f.detector, f.landmarks5)
+                for f in detector.detect_or_raise(image, source.path, mode=faces)]
+    pts = (np.asarray(source.landmarks, np.float64) if source.landmarks is not None
+           else detection.read_landmark_file(source.landmark_file))
+    if len(pts) == 68:
+        lm68 = pts
+    else:   # 5 points: the 68-point predictor inside a box around them
+        lo, hi = pts.min(0), pts.max(0)
+        size = max(hi - lo) * 2.2
+        c = (lo + hi) / 2 + [0, 0.15 * size]
+        box = (c[0] - size / 2, c[1] - size / 2, c[0] + size / 2, c[1] + size / 2)
+        lm68 = detector.landmarks_in_box(image, box)
+    return [(lm68, "given" if source.landmarks is not None else str(source.landmark_file),
+             pts if len(pts) == 5 else detection.five_from_68(lm68))]
+
+
 def prepare(source: Source, model: FaceModel, detector: detection.FaceDetector,
-            faces: str = "largest") -> List[PreparedFace]:
-    """Landmarks, alignment and skin mask for every face to reconstruct in one source."""
-    image = source.load()
+            faces: str = "largest", times: Optional[progress_.StageTimes] = None
+            ) -> List[PreparedFace]:
+    """Landmarks, alignment and skin mask for every face to reconstruct in one source.
+    `times`: the wall time of reading, landmarks and alignment (+ skin mask) is added to it."""
+    with _stage(times, "read"):
+        image = source.load()
+    with _stage(times, "detect"):
+        found = find_landmarks(source, image, detector, faces)
     ref5 = alignment.reference_points(model)
-    found = []
-    if source.landmark_file is not None or source.landmarks is not None:
-        pts = (np.asarray(source.landmarks, np.float64) if source.landmarks is not None
-               else detection.read_landmark_file(source.landmark_file))
-        if len(pts) == 68:
-            lm68 = pts
-        else:   # 5 points: the 68-point predictor inside a box around them
-            lo, hi = pts.min(0), pts.max(0)
-            size = max(hi - lo) * 2.2
-            c = (lo + hi) / 2 + [0, 0.15 * size]
-            box = (c[0] - size / 2, c[1] - size / 2, c[0] + size / 2, c[1] + size / 2)
-            lm68 = detector.landmarks_in_box(image, box)
-        found.append((lm68, "given" if source.landmarks is not None else str(source.landmark_file),
-                      pts if len(pts) == 5 else detection.five_from_68(lm68)))
-    else:
-        for f in detector.detect_or_raise(image, source.path, mode=faces):
-            found.append((f.landmarks68, f.detector, f.landmarks5))
     out = []
-    for k, (lm68, origin, lm5) in enumerate(found):
-        crop, a = alignment.align(image, lm5, ref5)
-        lm_crop = alignment.image_to_crop(lm68, a)
-        prob = skin.skin_probability(crop, lm_crop)
-        name = source.name if len(found) == 1 else f"{source.name}_face{k}"
-        out.append(PreparedFace(name, source.path, image, crop, a, np.asarray(lm68, np.float64),
-                                lm_crop, np.asarray(skin.attention_mask(prob), np.float32),
-                                origin))
+    with _stage(times, "align", len(found)):
+        for k, (lm68, origin, lm5) in enumerate(found):
+            crop, a = alignment.align(image, lm5, ref5)
+            lm_crop = alignment.image_to_crop(lm68, a)
+            prob = skin.skin_probability(crop, lm_crop)
+            name = source.name if len(found) == 1 else f"{source.name}_face{k}"
+            out.append(PreparedFace(name, source.path, image, crop, a,
+                                    np.asarray(lm68, np.float64), lm_crop,
+                                    np.asarray(skin.attention_mask(prob), np.float32), origin))
     return out
 
 
 def fit_faces(model: FaceModel, layout: CoeffLayout, faces: Sequence[PreparedFace],
               cfg: fitting.FitConfig, embed_params=None, init=None, progress=None,
               predictor=None, batch_size: Optional[int] = None, landmark_map=None,
-              group=None):
+              group=None, times: Optional[progress_.StageTimes] = None):
     """Fit a batch of prepared faces; returns (coefficients (B, N), history).
 
     With `batch_size`, a shorter list is padded to it (the last face repeated, the padding
     dropped from the result), so every batch of a folder runs the same compiled program.
     `predictor`: an R-Net (`train.load_predictor`) whose prediction starts the fit (and is the
     result when both fitting stages have 0 steps). `landmark_map`, `group`: see `fitting.fit`
-    (padding faces get groups of their own)."""
+    (padding faces get groups of their own). `times`: the R-Net forward ("rnet") and the
+    fitting ("fit") add their wall time for the `n` real faces."""
     n = len(faces)
     faces = list(faces)
     if batch_size is not None:
@@ -173,11 +191,15 @@ def fit_faces(model: FaceModel, layout: CoeffLayout, faces: Sequence[PreparedFac
             init, _ = fitting.pad_batch(jnp.asarray(init), batch_size)
     images = np.stack([f.crop for f in faces]).astype(np.float32) / 255.0
     if predictor is not None and init is None:
-        init = predictor(images)
-    batch = fitting.prepare_batch(images, np.stack([f.lm68_crop for f in faces]),
-                                  np.stack([f.attention for f in faces]), embed_params)
-    x, hist = fitting.fit(model, layout, batch, cfg, init=init, embed_params=embed_params,
-                          progress=progress, landmark_map=landmark_map, group=group)
+        with _stage(times, "rnet", n):
+            init = jax.block_until_ready(predictor(images))
+    steps = sum(fitting.stage_steps(cfg, name) for name in fitting.STAGE_NAMES)
+    with _stage(times if steps else None, "fit", n):
+        batch = fitting.prepare_batch(images, np.stack([f.lm68_crop for f in faces]),
+                                      np.stack([f.attention for f in faces]), embed_params)
+        x, hist = fitting.fit(model, layout, batch, cfg, init=init, embed_params=embed_params,
+                              progress=progress, landmark_map=landmark_map, group=group)
+        x = jax.block_until_ready(x)
     return x[:n], hist
 
 
@@ -214,7 +236,8 @@ def reconstruct_sources(items: Iterable[tuple], model: FaceModel, layout: CoeffL
                         landmark_map=None, predictor=None, texture: Optional[str] = "albedo",
                         texture_size: int = 1024, on_face=None, on_failure=None,
                         on_batch=None, on_step=None, results: Optional[list] = None,
-                        failures: Optional[list] = None) -> tuple:
+                        failures: Optional[list] = None,
+                        times: Optional[progress_.StageTimes] = None) -> tuple:
     """The one loop from photos to files. `items`: (folder, Source) pairs, read one at a time;
     each source is prepared (detected, aligned, masked), its faces are fitted in batches of
     `batch_size` (a short last batch padded, so one compiled program serves the whole run) and
@@ -224,6 +247,7 @@ def reconstruct_sources(items: Iterable[tuple], model: FaceModel, layout: CoeffL
     source); on_failure({"source", "error"}) for a source that cannot be read, has no face, or
     whose files cannot be written; on_batch() after each batch (e.g. save a report);
     on_step(stage, step, n_steps, loss, seconds_per_step, n_faces) during a fit.
+    `times`: each stage's wall time is added to it (read, detect, align, rnet, fit, write).
     Returns (results: write_outputs' records, failures), appended to the lists given as
     `results` / `failures` if any (so callbacks can read them as they grow)."""
     results = [] if results is None else results
@@ -243,12 +267,14 @@ def reconstruct_sources(items: Iterable[tuple], model: FaceModel, layout: CoeffL
         step = None if on_step is None else (lambda *a: on_step(*a, n))
         x, _ = fit_faces(model, layout, [f for _, f in pending], cfg, embed_params,
                          progress=step, predictor=predictor, batch_size=batch_size,
-                         landmark_map=landmark_map)
+                         landmark_map=landmark_map, times=times)
         secs = time.perf_counter() - t0
         for (folder, face), row in zip(pending, np.asarray(x)):
             try:
                 pathlib.Path(folder).mkdir(parents=True, exist_ok=True)
-                r = write_outputs(folder, face, model, layout, row, cfg, texture, texture_size)
+                with _stage(times, "write"):
+                    r = write_outputs(folder, face, model, layout, row, cfg, texture,
+                                      texture_size)
                 r["fit_seconds_per_face"] = secs / n
                 results.append(r)
             except OSError as e:
@@ -262,7 +288,7 @@ def reconstruct_sources(items: Iterable[tuple], model: FaceModel, layout: CoeffL
 
     for folder, src in items:
         try:
-            found = prepare(src, model, detector, faces)
+            found = prepare(src, model, detector, faces, times)
         except ValueError as e:          # unreadable image or landmark file, no face
             fail({"source": src.path, "error": str(e)})
             continue

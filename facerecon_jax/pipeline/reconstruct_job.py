@@ -27,12 +27,35 @@ class CheckpointMismatchError(cli.UsageError):
     """The R-Net checkpoint predicts a vector of another size than the face model needs."""
 
 
+MODES = ("fit", "rnet", "refine")
+
+
+def fit_settings(cfg, mode: str = "fit", checkpoint: str | None = None) -> fitting.FitConfig:
+    """The fitting a mode runs: "fit" the config's two stages (from the R-Net's prediction with
+    a checkpoint, else from the mean face); "rnet" none (one R-Net forward is the result);
+    "refine" the R-Net's prediction refined for the config's refine_steps_landmark +
+    refine_steps. The last two need a checkpoint."""
+    if mode not in MODES:
+        raise cli.UsageError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode != "fit" and not checkpoint:
+        raise cli.UsageError(f"--mode {mode} runs a trained R-Net: give its training workdir "
+                             f"with --checkpoint (facerecon-train --workdir ...)")
+    fit_cfg = fitting.FitConfig.from_config(cfg)
+    if mode == "rnet":
+        return dataclasses.replace(fit_cfg, steps_landmark=0, steps=0)
+    if mode == "refine":
+        return dataclasses.replace(fit_cfg, steps_landmark=int(cfg.refine_steps_landmark),
+                                   steps=int(cfg.refine_steps))
+    return fit_cfg
+
+
 @dataclasses.dataclass
 class Options:
     faces: str = "largest"
     video_every: int = 10
     max_frames: int | None = None
     checkpoint: str | None = None
+    mode: str = "fit"
     texture: str | None = "albedo"
     texture_size: int = 1024
     overwrite: bool = False
@@ -49,6 +72,7 @@ def run(inputs: Sequence[str], out_dir, cfg, options: Options | None = None,
     Returns {"status": exit status, "report": the merged report, "results", "failures",
     "skipped": inputs left as they were, "ignored": outputs not taken as inputs, "renamed"}."""
     options = options or Options()
+    fit_settings(cfg, options.mode, options.checkpoint)     # a wrong mode fails before any work
     out_dir = output_folder.check_writable(out_dir)
     reconstruct.check_inputs(inputs)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -74,14 +98,15 @@ def run(inputs: Sequence[str], out_dir, cfg, options: Options | None = None,
         if skipped:
             say(f"skipped {len(skipped)} input(s) whose faces are already complete in {out_dir} "
                 f"(all files present); --overwrite redoes them")
+    times = progress.StageTimes()
     result = {"results": [], "failures": [], "skipped": [s.path for s in skipped],
-              "ignored": ignored, "renamed": renamed}
+              "ignored": ignored, "renamed": renamed, "stages": times}
     if not sources and not skipped:
         raise reconstruct.InputError(f"no images or videos found in {', '.join(inputs)}")
     results, failures = result["results"], result["failures"]
     if sources:
         _fit_all(sources, out_dir, cfg, options, results, failures, detector, stream,
-                 lambda: _save(out_dir, old, results, failures))
+                 lambda: _save(out_dir, old, results, failures), times)
     report = _save(out_dir, old, results, failures)
     results_page.write_reconstruct_page(out_dir, report)
     failed_sources = {f["source"] for f in failures}
@@ -99,7 +124,8 @@ def _save(out_dir, old: dict, results, failures) -> dict:
     return merged
 
 
-def _fit_all(sources, out_dir, cfg, options, results, failures, detector, stream, save_report):
+def _fit_all(sources, out_dir, cfg, options, results, failures, detector, stream, save_report,
+             times=None):
     model = load_face_model(cfg.model)
     predictor, light = None, cfg.light
     if options.checkpoint:
@@ -113,7 +139,7 @@ def _fit_all(sources, out_dir, cfg, options, results, failures, detector, stream
                 f"the face model {model.info.get('name')} with {light} light needs {need}: "
                 f"give the --config.model the network was trained for")
     layout = coefficients.CoeffLayout.for_model(model, light)
-    fit_cfg = fitting.FitConfig.from_config(cfg)
+    fit_cfg = fit_settings(cfg, options.mode, options.checkpoint)
     embed_params = face_embedding.load_face_embedding() if cfg.perceptual else None
     detector = detector or detection.FaceDetector()
     bar = progress.Progress(len(sources), unit="image", stream=stream)
@@ -138,7 +164,8 @@ def _fit_all(sources, out_dir, cfg, options, results, failures, detector, stream
         texture=options.texture, texture_size=options.texture_size,
         on_face=lambda source_done: bar.update(1 if source_done else 0, note=note()),
         on_failure=on_failure, on_batch=save_report, on_step=on_step, results=results,
-        failures=failures)   # the report after every batch: a killed run keeps what it finished
+        failures=failures, times=times)
+    # (the report is saved after every batch: a killed run keeps what it finished)
     bar.note = note()
     bar.close()
 
@@ -151,5 +178,8 @@ def print_summary(result: dict, out_dir, say: Callable[[str], None] = print) -> 
         say(f"{r['name']}: landmark error {r['landmark_error_nme']:.4f} (NME, inter-ocular)"
             f"{psnr} -> {out_dir / r['name']}.obj")
     say(f"results page: {(out_dir / 'index.html').resolve().as_uri()}")
+    times = result.get("stages")
+    if times is not None and times.seconds:
+        say(f"speed per stage: {times.summary()}")
     for f in result["failures"]:
         say(f"FAILED {f['source']}: {f['error']}")

@@ -9,8 +9,9 @@ Shard format (one folder):
     trans_params  (N, 5)      float32  Deep3DFaceRecon's (w0, h0, scale, tx, ty), ty y up
     name          (N,)        str
     coeffs        (N, D)      float32  optional: ground-truth coefficients (synthetic data)
+    person        (N,)        int64    optional: who is pictured (several images of a person)
   ``index.json``: format, version, shards (file, count), num_examples, image_size, source,
-  landmark convention, has_coeffs, skipped inputs with reasons, and free metadata.
+  landmark convention, has_coeffs, has_person, skipped inputs with reasons, and free metadata.
 Every file is written to a temporary name and renamed (atomic); ``index.json`` is written last,
 so a folder without it is an interrupted run.
 
@@ -24,6 +25,11 @@ example ``j`` of batch ``step`` is augmented with a generator seeded from
 the batches an uninterrupted run would have seen from step k: that is how training resumes its
 data position.  Hosts can hold different numbers of examples (their epochs then end at
 different steps); training counts steps, not epochs.
+
+Several images per person (the paper's setting; ``views_per_person`` k > 1, shards with
+``person``): within each shuffle window the people are shuffled and each contributes k of its
+images (drawn in a shuffled order; people with fewer than k images in the window sit the epoch
+out), so a batch of B holds B / k people, each person's k images next to each other.
 
 Augmentation (host side, numpy + OpenCV): one affine warp per example (shift +-10 px, scale
 0.9-1.1, rotation +-10 deg about the crop centre, sizes scaled with S / 224), applied to the
@@ -168,6 +174,8 @@ class ShardWriter:
         }
         if ex.get("coeffs") is not None:
             row["coeffs"] = np.asarray(ex["coeffs"], np.float32).reshape(-1)
+        if ex.get("person") is not None:
+            row["person"] = np.int64(ex["person"])
         img = row["image"]
         if (img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3
                 or img.shape[0] != img.shape[1]):
@@ -235,6 +243,7 @@ class ShardWriter:
             "shards": [{"file": f, "count": int(c)} for f, c in zip(files, self._counts)],
             "image_size": size,
             "has_coeffs": bool(self._keys and "coeffs" in self._keys),
+            "has_person": bool(self._keys and "person" in self._keys),
             "coeff_dim": int(self._shapes["coeffs"][0]) if "coeffs" in self._shapes else None,
             "landmark_convention": LANDMARK_CONVENTION,
             "attention": "uint8, round(255 * A)",
@@ -354,12 +363,33 @@ class Dataset:
     def has_coeffs(self) -> bool:
         return bool(self.index.get("has_coeffs"))
 
+    @property
+    def has_person(self) -> bool:
+        return bool(self.index.get("has_person"))
+
+    def persons(self) -> np.ndarray:
+        """(num_host_examples,) who each host-local example pictures (only that column of each
+        shard is read)."""
+        if not self.has_person:
+            raise ValueError(f"{self.directory}: the shards do not say who is pictured (no "
+                             f"'person'); several images per person need it (synthetic data: "
+                             f"data.views_per_person)")
+        if not hasattr(self, "_persons"):
+            cols = []
+            for k in self.my_shards:
+                with np.load(self.directory / self.shards[k]["file"], allow_pickle=False) as z:
+                    cols.append(np.asarray(z["person"], np.int64))
+            self._persons = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        return self._persons
+
     def host_shards(self, process_index: int, process_count: int) -> List[int]:
         """Shard numbers read by host `process_index` of `process_count`."""
         return host_shards(len(self.shards), process_index, process_count)
 
-    def steps_per_epoch(self, batch_size: int, drop_remainder: bool = True) -> int:
-        n = self.num_host_examples
+    def steps_per_epoch(self, batch_size: int, drop_remainder: bool = True,
+                        views_per_person: int = 1) -> int:
+        n = (self.num_host_examples if views_per_person <= 1
+             else len(self.epoch_order(0, 0, views_per_person)))
         return n // batch_size if drop_remainder else -(-n // batch_size)
 
     # examples
@@ -381,30 +411,41 @@ class Dataset:
         row = i - int(self._offsets[k])
         return {key: v[row] for key, v in arrays.items()}
 
-    def epoch_order(self, seed: int, epoch: int) -> np.ndarray:
+    def epoch_order(self, seed: int, epoch: int, views_per_person: int = 1) -> np.ndarray:
         """Host-local example ids in the order epoch `epoch` visits them, from
-        (seed, epoch, process_index) only."""
-        key = (int(seed), int(epoch))
+        (seed, epoch, process_index) only; with `views_per_person` k > 1, k images of each
+        person in turn (module docstring)."""
+        key = (int(seed), int(epoch), int(views_per_person))
         if key not in self._orders:
             rng = np.random.default_rng([int(seed), int(epoch), self.process_index, 0xDA7A])
             shard_order = rng.permutation(len(self.my_shards))
+            persons = self.persons() if views_per_person > 1 else None
             parts = []
             for w in range(0, len(shard_order), self.shuffle_shards):
                 ids = np.concatenate([np.arange(self._offsets[k], self._offsets[k + 1])
                                       for k in shard_order[w:w + self.shuffle_shards]])
-                parts.append(rng.permutation(ids))
+                ids = rng.permutation(ids)
+                if persons is not None:
+                    ids = _people_first(ids, persons[ids], views_per_person)
+                parts.append(ids)
             self._orders = {key: np.concatenate(parts) if parts else np.zeros(0, np.int64)}
         return self._orders[key]
 
     def batch_ids(self, batch_size: int, seed: int, step: int,
-                  drop_remainder: bool = True) -> np.ndarray:
+                  drop_remainder: bool = True, views_per_person: int = 1) -> np.ndarray:
         """Host-local example ids of batch `step` of the stream."""
-        spe = self.steps_per_epoch(batch_size, drop_remainder)
+        if batch_size % max(1, views_per_person):
+            raise ValueError(f"batch size {batch_size} must be a multiple of views_per_person "
+                             f"{views_per_person}")
+        spe = self.steps_per_epoch(batch_size, drop_remainder, views_per_person)
         if spe == 0:
             raise ValueError(f"batch size {batch_size} exceeds the {self.num_host_examples} "
                              f"examples of host {self.process_index}")
         epoch, j = divmod(int(step), spe)
-        return self.epoch_order(seed, epoch)[j * batch_size:(j + 1) * batch_size]
+        order = self.epoch_order(seed, epoch, views_per_person)
+        if views_per_person > 1:   # epochs may differ in length by whole people: wrap around
+            return order[(j * batch_size + np.arange(batch_size)) % len(order)]
+        return order[j * batch_size:(j + 1) * batch_size]
 
     def make_batch(self, ids: Sequence[int], seed: int, step: int,
                    augment: bool = True) -> Dict[str, np.ndarray]:
@@ -432,6 +473,7 @@ class Dataset:
             "landmarks": np.stack(lms).astype(np.float32),
             "attention": np.stack(atts).astype(np.float32) / 255.0,
             "augment_matrix": np.stack(mats).astype(np.float32),
+            "mirrored": np.array(flipped, np.float32),
         }
         if coeffs:
             batch["coeffs"] = np.stack(coeffs).astype(np.float32)
@@ -440,23 +482,35 @@ class Dataset:
         return batch
 
     def batches(self, batch_size: int, seed: int = 0, start_step: int = 0, augment: bool = True,
-                drop_remainder: bool = True,
-                num_epochs: Optional[int] = None) -> Iterator[Dict[str, np.ndarray]]:
+                drop_remainder: bool = True, num_epochs: Optional[int] = None,
+                views_per_person: int = 1) -> Iterator[Dict[str, np.ndarray]]:
         """Batches ``start_step, start_step + 1, ...`` of the host's stream (module docstring),
         dicts of float32 arrays: image (B, S, S, 3) in [0, 1], landmarks (B, 68, 2), attention
-        (B, S, S) in [0, 1], augment_matrix (B, 2, 3) (stored crop pixels -> batch pixels), and
-        with ground truth coeffs (B, D), coeffs_valid (B,), shape_valid (B,).  Each epoch has
+        (B, S, S) in [0, 1], augment_matrix (B, 2, 3) (stored crop pixels -> batch pixels),
+        mirrored (B,) 1 for flipped images, and with ground truth coeffs (B, D), coeffs_valid
+        (B,), shape_valid (B,).  Each epoch has
         ``steps_per_epoch`` batches (drop_remainder: the last partial batch of an epoch is
-        dropped; else it is yielded smaller).  Endless unless num_epochs is given."""
-        spe = self.steps_per_epoch(batch_size, drop_remainder)
+        dropped; else it is yielded smaller).  Endless unless num_epochs is given.
+        `views_per_person` k: batches of B / k people x k images (module docstring)."""
+        spe = self.steps_per_epoch(batch_size, drop_remainder, views_per_person)
         if spe == 0:
             raise ValueError(f"batch size {batch_size} exceeds the {self.num_host_examples} "
                              f"examples of host {self.process_index}")
         step = int(start_step)
         while num_epochs is None or step < num_epochs * spe:
-            ids = self.batch_ids(batch_size, seed, step, drop_remainder)
+            ids = self.batch_ids(batch_size, seed, step, drop_remainder, views_per_person)
             yield self.make_batch(ids, seed, step, augment)
             step += 1
+
+
+def _people_first(ids: np.ndarray, persons: np.ndarray, k: int) -> np.ndarray:
+    """ids (already shuffled) regrouped: the people (in the order they first appear) each with
+    their first k ids; people with fewer than k are left out."""
+    groups: Dict[int, list] = {}
+    for i, p in zip(ids.tolist(), persons.tolist()):
+        groups.setdefault(p, []).append(i)
+    chosen = [g[:k] for g in groups.values() if len(g) >= k]
+    return np.asarray([i for g in chosen for i in g], np.int64)
 
 
 # -- device prefetch ----------------------------------------------------------------------------

@@ -433,7 +433,8 @@ def generate(model, layout: CoeffLayout, n: int, seed: int = 0, condition: str =
              size: int = 224, *, start: int = 0, batch_size: int = 8,
              occlusion_prob: float = 0.5, max_occlusion: float = 0.3,
              noise: float = 0.02, backend: str = "scatter",
-             override: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, np.ndarray]:
+             override: Optional[Dict[str, np.ndarray]] = None,
+             views_per_person: int = 1) -> Dict[str, np.ndarray]:
     """Render `n` synthetic faces (examples start .. start + n - 1 of `seed`) with ground truth.
 
     Returns a dict of numpy arrays:
@@ -449,13 +450,15 @@ def generate(model, layout: CoeffLayout, n: int, seed: int = 0, condition: str =
       trans_params    (n, 5) float32: the identity alignment (the crop is the whole image)
       name            (n,) str: "synth-<seed>-<index>"
       condition       (n,) str: the condition each face was drawn from
+      person          (n,) int64: who is pictured: index // views_per_person
     Meshes: :func:`gt_vertices` (model, layout, coeffs).
 
     Rendering runs in batches of `batch_size` through one jitted function (the last batch is
     padded), so it compiles once per (model, layout, size, batch_size).
 
-    `override`: {field: (n, field size)} values that replace the sampled ones (e.g. the same
-    identity and texture for several images of one person).
+    `override`: {field: (n, field size)} values that replace the sampled ones.
+    `views_per_person` k > 1: examples j k .. j k + k - 1 picture one person (identity and
+    texture drawn from (seed, person)), each in its own pose, expression, light and scene.
     """
     import jax.numpy as jnp  # noqa: PLC0415
 
@@ -478,6 +481,7 @@ def generate(model, layout: CoeffLayout, n: int, seed: int = 0, condition: str =
         "trans_params": np.tile(identity_trans_params(size), (n, 1)),
         "name": np.array([f"synth-{seed}-{start + i:08d}" for i in range(n)]),
         "condition": np.array([""] * n, dtype="<U16"),
+        "person": (start + np.arange(n, dtype=np.int64)) // max(1, int(views_per_person)),
     }
     for b0 in range(0, n, batch_size):
         idx = list(range(b0, min(n, b0 + batch_size)))
@@ -487,6 +491,10 @@ def generate(model, layout: CoeffLayout, n: int, seed: int = 0, condition: str =
         for k, r in enumerate(rngs):
             x, cname = sample_coefficients(r, model, layout, 1, condition, return_conditions=True)
             coeffs[k] = x[0]
+            if views_per_person > 1:
+                p = np.random.default_rng([int(seed), int(out["person"][idx[k]]), 0x1D])
+                coeffs[k, layout.slices()["id"]] = p.normal(0.0, 1.0, layout.n_id)
+                coeffs[k, layout.slices()["tex"]] = p.normal(0.0, 1.0, layout.n_tex)
             for field, values in (override or {}).items():
                 coeffs[k, layout.slices()[field]] = np.asarray(values)[idx[k]]
             out["condition"][idx[k]] = cname[0]
@@ -516,7 +524,8 @@ def write_synthetic_shards(out_dir, model, layout: CoeffLayout, n: int, seed: in
                            size: int = 224, chunk: int = 64, progress=None,
                            overwrite: bool = False, **generate_kwargs) -> dict:
     """Generate `n` examples and write them as shards (facerecon_jax.training.data format) with
-    their ground-truth coefficients; returns the index written to ``out_dir/index.json``.
+    their ground-truth coefficients and who is pictured (`generate`'s person, e.g. with
+    views_per_person); returns the index written to ``out_dir/index.json``.
     `progress`: optional facerecon_jax.io.progress.Progress (updated per example)."""
     from facerecon_jax.training import data  # noqa: PLC0415
 
@@ -527,13 +536,16 @@ def write_synthetic_shards(out_dir, model, layout: CoeffLayout, n: int, seed: in
                           "attention": "oracle: face mask minus occluders",
                           **{k: v for k, v in generate_kwargs.items()
                              if isinstance(v, (int, float, str, bool))}}}
+    views = int(generate_kwargs.get("views_per_person", 1))
+    shard_size = max(views, shard_size - shard_size % views)   # a person's images in one shard
     writer = data.ShardWriter(out_dir, shard_size, source="synthetic", metadata=meta,
                               overwrite=overwrite)
     for s in range(0, n, chunk):
         k = min(chunk, n - s)
         ex = generate(model, layout, k, seed, condition, size, start=s, **generate_kwargs)
         writer.add_batch({key: ex[key] for key in
-                          ("image", "landmarks", "attention", "trans_params", "name", "coeffs")})
+                          ("image", "landmarks", "attention", "trans_params", "name", "coeffs",
+                           "person")})
         if progress is not None:
             progress.update(k)
     return writer.close()

@@ -3,9 +3,12 @@
 `train_step` is written once as a pure function of (state, batch) with an axis name: gradients,
 the loss and the metrics are averaged with lax.pmean over that axis (BatchNorm averages its
 batch statistics over it too), and a non-finite loss or gradient leaves the state untouched and
-raises the `finite` flag, on which the host loop stops. `train_and_evaluate` wraps it in jax.pmap
-over the local devices; multi-host runs call jax.distributed.initialize first (launch/train.py),
-and each host reads its own shards, so a TPU pod slice runs the same program.
+raises the `finite` flag, on which the host loop stops. `p_train_step` is that step pmapped over
+the local devices, built once at module level: it takes the state, the batch, the face model and
+the face-embedding parameters as arguments (each replicated on the devices) and the loss
+settings as one static, hashable `StepSpec`, so a second run in the same process reuses the
+compiled program. Multi-host runs call jax.distributed.initialize first (launch/train.py), and
+each host reads its own shards, so a TPU pod slice runs the same program.
 
 Checkpoints (orbax CheckpointManager): params, optimizer state, batch statistics and the step,
 which is also the data position (the input pipeline is a pure function of (seed, step)). Saves are
@@ -108,41 +111,77 @@ class Supervision:
     the weakly supervised hybrid loss for the first `steps` steps (0: all of them):
     weight x `losses.supervised_coefficients` (squared coefficient error) + vertex_weight x the
     mean squared distance (mm^2) between predicted and true unposed shape (identity and
-    expression, `shape_difference_mm`), which weighs each mode by how much it moves the face.
+    expression, `shape_difference_mm`), which weighs each mode by how much it moves the face;
+    `vertex_fields` "id": the shape of the identity alone (expression held at 0 in both).
     Off in the paper's configs."""
     layout: CoeffLayout
     weight: float
     steps: int = 0
     vertex_weight: float = 0.0
     model: Any = dataclasses.field(default=None, compare=False, hash=False)
+    vertex_fields: str = "id+exp"
 
     @classmethod
     def from_config(cls, config, layout, face_model=None) -> Optional["Supervision"]:
         s = config.get("supervised")
         if not s or not (s.weight or s.get("vertex_weight", 0.0)):
             return None
+        fields = s.get("vertex_fields", "id+exp")
+        if fields not in ("id+exp", "id"):
+            raise ValueError(f"supervised.vertex_fields must be 'id+exp' or 'id', got {fields!r}")
         return cls(layout, float(s.weight), int(s.steps), float(s.get("vertex_weight", 0.0)),
-                   None if face_model is None else face_model.to_jax())
+                   None if face_model is None else face_model.to_jax(), fields)
 
     def loss(self, x, batch, step):
         per_image = self.weight * losses.supervised_coefficients(
             x, batch["coeffs"], self.layout, batch.get("shape_valid"), batch.get("coeffs_valid"))
         if self.vertex_weight:
             p, t = self.layout.split(x), self.layout.split(batch["coeffs"])
-            d = shape_difference_mm(self.model, p["id"], p["exp"], t["id"], t["exp"],
-                                    centred=False)
+            pe, te = ((p["exp"], t["exp"]) if self.vertex_fields == "id+exp"
+                      else (jnp.zeros_like(p["exp"]), jnp.zeros_like(t["exp"])))
+            d = shape_difference_mm(self.model, p["id"], pe, t["id"], te, centred=False)
             sv = batch.get("shape_valid", jnp.ones(x.shape[:1], x.dtype))
             per_image = per_image + self.vertex_weight * sv * jnp.mean(jnp.sum(d ** 2, -1), -1)
         on = 1.0 if self.steps <= 0 else (step < self.steps).astype(x.dtype)
         return on * jnp.mean(per_image), per_image
 
 
+@dataclasses.dataclass(frozen=True)
+class Consistency:
+    """The optional identity-consistency term of multi-image training: batches hold `views`
+    images of each person next to each other (data.views_per_person), and weight x the squared
+    distance of each image's identity coefficients from its person's mean
+    (`losses.group_consistency`; mirrored pictures left out) is added to the loss."""
+    layout: CoeffLayout
+    weight: float
+    views: int
+
+    @classmethod
+    def from_config(cls, config, layout) -> Optional["Consistency"]:
+        w = float(config.get("identity_consistency", 0.0))
+        views = int(config.data.get("views_per_person", 1))
+        if not w:
+            return None
+        if views < 2:
+            raise ValueError(f"identity_consistency {w} needs several images per person: set "
+                             f"data.views_per_person >= 2 (it is {views})")
+        return cls(layout, w, views)
+
+    def loss(self, x, batch):
+        per_image = self.weight * losses.group_consistency(
+            self.layout.split(x)["id"], self.views,
+            None if "mirrored" not in batch else 1.0 - batch["mirrored"])
+        return jnp.mean(per_image), per_image
+
+
 def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, hybrid_loss: Callable,
-               axis_name: Optional[str] = None, supervision: Optional[Supervision] = None):
+               axis_name: Optional[str] = None, supervision: Optional[Supervision] = None,
+               consistency: Optional[Consistency] = None):
     """One optimiser step. Returns (state, metrics); metrics['finite'] is 0 when the update was
     refused because the loss or a gradient was not finite. With `supervision`, the batch holds
     the true coefficients ("coeffs", "coeffs_valid", "shape_valid") and the supervised term is
-    added (metrics["supervised"]: its weighted per-image mean, before the warm-up switch)."""
+    added (metrics["supervised"]: its weighted per-image mean, before the warm-up switch).
+    With `consistency`, the batch holds k images per person in turn (metrics["consistency"])."""
 
     def loss_fn(params):
         x, new_vars = state.apply_fn({"params": params, "batch_stats": state.batch_stats},
@@ -151,6 +190,9 @@ def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, hybrid_loss:
         if supervision is not None:       # terms["supervised"]: weighted, per image
             sup, terms["supervised"] = supervision.loss(x, batch, state.step)
             loss = loss + sup
+        if consistency is not None:
+            con, terms["consistency"] = consistency.loss(x, batch)
+            loss = loss + con
         return loss, (terms, new_vars["batch_stats"])
 
     (loss, (terms, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -167,6 +209,38 @@ def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, hybrid_loss:
     metrics["finite"] = finite.astype(jnp.float32)
     metrics["grad_norm"] = optax.tree.norm(grads)
     return state, metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+    """The static (hashable) settings of one training run's step: the hybrid loss's layout,
+    camera, weights and render backend, and the optional supervised and consistency terms (the
+    supervised term's face model is the step's argument, not part of the spec)."""
+    layout: CoeffLayout
+    camera: cam.Camera
+    weights: losses.LossWeights
+    backend: str = "scatter"
+    supervision: Optional[Supervision] = None
+    consistency: Optional[Consistency] = None
+
+
+def spec_train_step(state: TrainState, batch, face_model, embed_params, spec: StepSpec,
+                    axis_name: Optional[str] = "batch"):
+    """`train_step` with the hybrid loss built from `spec` around the given face model (a
+    FaceModel of arrays) and face-embedding parameters (None without the perceptual term)."""
+    hybrid = losses.make_hybrid_loss(face_model, spec.layout, camera=spec.camera,
+                                     weights=spec.weights, backend=spec.backend,
+                                     embed_params=embed_params if spec.weights.per > 0 else None)
+    sup = (None if spec.supervision is None
+           else dataclasses.replace(spec.supervision, model=face_model))
+    return train_step(state, batch, hybrid_loss=hybrid, axis_name=axis_name, supervision=sup,
+                      consistency=spec.consistency)
+
+
+# state, batch, face model and embedding parameters carry a leading device axis (`replicate`,
+# `data.shard_for_devices`); the spec is static. Compiled once per (shapes, spec).
+p_train_step = jax.pmap(spec_train_step, axis_name="batch", static_broadcasted_argnums=(4,),
+                        donate_argnums=(0,))
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -224,18 +298,21 @@ def load_predictor(checkpoint_dir, step=None):
 
     size = int(meta["image_size"])
 
-    @jax.jit
-    def _predict(images):
-        return net.apply(variables, images, train=False)
-
     def predict(images):
         """(B, H, W, 3) RGB in [0, 1] (resized to the training size if needed) -> (B, D)."""
-        images = jnp.asarray(images, jnp.float32)
-        if images.shape[1:3] != (size, size):
-            images = jax.image.resize(images, (images.shape[0], size, size, 3), "linear",
-                                      antialias=True)
-        return _predict(images)
+        return predict_coefficients(net, variables, jnp.asarray(images, jnp.float32), size)
     return predict, meta
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def predict_coefficients(net: rnet.RNet, variables, images, size: int):
+    """R-Net's forward pass (inference mode) on images (B, H, W, 3) in [0, 1], resized to the
+    network's `size` first when they differ: (B, D) coefficients. Compiled once per network
+    architecture and batch shape, whichever checkpoint the variables come from."""
+    if images.shape[1:3] != (size, size):
+        images = jax.image.resize(images, (images.shape[0], size, size, 3), "linear",
+                                  antialias=True)
+    return net.apply(variables, images, train=False)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -264,22 +341,30 @@ def training_camera(config: ml_collections.ConfigDict) -> cam.Camera:
     return cam.Camera().scaled(config.image_size)
 
 
-def make_training(config: ml_collections.ConfigDict, face_model, embed_params=None,
-                  axis_name: Optional[str] = "batch"):
-    """(net, layout, hybrid_loss, camera) for a config."""
+def step_spec(config: ml_collections.ConfigDict, face_model) -> StepSpec:
+    """The train step's static settings for a config (loss weights, optional terms)."""
     layout = CoeffLayout.for_model(face_model, config.light)
-    camera = training_camera(config)
     weights = losses.LossWeights.named(config.loss_weights)
     if not config.perceptual:
         weights = dataclasses.replace(weights, per=0.0)
     if config.loss_weight_overrides:
         weights = dataclasses.replace(weights, **dict(config.loss_weight_overrides))
-    hybrid = losses.make_hybrid_loss(face_model.to_jax(), layout, camera=camera, weights=weights,
-                                     backend=config.render_backend,
-                                     embed_params=embed_params if weights.per > 0 else None)
-    net = rnet.make_rnet(config.arch, layout.size, axis_name=axis_name,
+    return StepSpec(layout, training_camera(config), weights, config.render_backend,
+                    Supervision.from_config(config, layout),
+                    Consistency.from_config(config, layout))
+
+
+def make_training(config: ml_collections.ConfigDict, face_model, embed_params=None,
+                  axis_name: Optional[str] = "batch"):
+    """(net, layout, hybrid_loss, camera) for a config (the hybrid loss as `p_train_step`
+    builds it, for calling `train_step` directly)."""
+    spec = step_spec(config, face_model)
+    hybrid = losses.make_hybrid_loss(face_model.to_jax(), spec.layout, camera=spec.camera,
+                                     weights=spec.weights, backend=spec.backend,
+                                     embed_params=embed_params if spec.weights.per > 0 else None)
+    net = rnet.make_rnet(config.arch, spec.layout.size, axis_name=axis_name,
                          width=config.width)
-    return net, layout, hybrid, camera
+    return net, spec.layout, hybrid, spec.camera
 
 
 DATA_SETTINGS = ("batch_size", "image_size", "seed", "num_epochs")
@@ -310,8 +395,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
     `max_steps`: stop earlier (used to simulate an interrupted run).
     """
     log = log or logging.info
-    supervision = Supervision.from_config(
-        config, CoeffLayout.for_model(face_model, config.light), face_model)
+    spec = step_spec(config, face_model)
+    supervision, consistency = spec.supervision, spec.consistency
+    views = int(config.data.get("views_per_person", 1))
     if supervision is not None and not getattr(dataset, "has_coeffs", False):
         raise ValueError("the supervised term (config.supervised.weight > 0) needs ground-truth "
                          "coefficients: train on generated faces (data.synthetic_examples or "
@@ -323,9 +409,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
     if host_batch % n_local:
         raise ValueError(f"batch_size {config.batch_size} must split over {jax.process_count()} "
                          f"hosts x {n_local} devices")
-    net, layout, hybrid, _ = make_training(config, face_model, embed_params, "batch")
+    if views > 1 and (host_batch // n_local) % views:
+        raise ValueError(f"each device's {host_batch // n_local} images must be whole people of "
+                         f"data.views_per_person {views}: make batch_size a multiple of "
+                         f"{views * n_local * jax.process_count()}")
+    layout = spec.layout
+    net = rnet.make_rnet(config.arch, layout.size, axis_name="batch", width=config.width)
+    by_person = {"views_per_person": views} if views > 1 else {}
     if hasattr(dataset, "steps_per_epoch"):
-        steps_per_epoch = max(1, dataset.steps_per_epoch(host_batch))
+        steps_per_epoch = max(1, dataset.steps_per_epoch(host_batch, **by_person))
     else:
         steps_per_epoch = max(1, getattr(dataset, "num_examples", config.batch_size)
                               // config.batch_size)
@@ -349,24 +441,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
                 "light": config.light, "width": config.width, "seed": config.seed,
                 "face_model": face_model.info.get("name", ""),
                 "config": json.loads(config.to_json_best_effort())}
-    p_step = jax.pmap(functools.partial(train_step, hybrid_loss=hybrid, axis_name="batch",
-                                        supervision=supervision),
-                      axis_name="batch", donate_argnums=(0,))
     rstate = replicate(state)
+    r_model = replicate(face_model.to_jax())
+    r_embed = replicate(embed_params) if spec.weights.per > 0 else None
     end = num_steps if max_steps is None else min(num_steps, max_steps)
     history = []
     t0 = time.perf_counter()
     keys = ("image", "landmarks", "attention") + (
-        ("coeffs", "coeffs_valid", "shape_valid") if supervision is not None else ())
+        ("coeffs", "coeffs_valid", "shape_valid") if supervision is not None else ()) + (
+        ("mirrored",) if consistency is not None else ())
     host_batches = dataset.batches(host_batch, seed=config.seed, start_step=start,
                                    **({"augment": config.data.augment}
                                       if "data" in config and hasattr(dataset, "make_batch")
-                                      else {}))
+                                      else {}), **by_person)
     device_batches = data.prefetch_to_device(
         ({k: v for k, v in b.items() if k in keys} for b in host_batches), size=2)
     unchecked = []            # (step, metrics on the device) since the last fetch
     for step in range(start, end):
-        rstate, metrics = p_step(rstate, next(device_batches))
+        rstate, metrics = p_train_step(rstate, next(device_batches), r_model, r_embed, spec)
         unchecked.append((step + 1, metrics))
         done = step + 1
         log_now = done % config.log_every == 0 or done == end
@@ -392,7 +484,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
             rate = (done - start) / elapsed
             eta = (end - done) / rate if rate > 0 else float("nan")
             terms = " ".join(f"{k}={m[k]:.4g}" for k in ("loss", "photo", "lan", "per", "coef",
-                                                          "tex", "gamma", "supervised")
+                                                          "tex", "gamma", "supervised",
+                                                          "consistency")
                              if k in m)
             log(f"step {done}/{end} {terms} | {rate * config.batch_size:.1f} images/s | "
                 f"ETA {eta / 60:.1f} min")
@@ -417,8 +510,7 @@ def evaluate_synthetic(predict, face_model, layout: CoeffLayout, examples: Dict[
     m = face_model.to_jax()
     images = examples["image"].astype(np.float32) / 255.0 if examples["image"].dtype == np.uint8 \
         else examples["image"]
-    preds = np.concatenate([np.asarray(predict(jnp.asarray(images[i:i + batch])))
-                            for i in range(0, len(images), batch)])
+    preds = _predict_all(predict, images, batch)
     gt = jnp.asarray(examples["coeffs"])
 
     def rmse_mm(id_a, exp_a, id_b, exp_b):
@@ -444,6 +536,45 @@ def evaluate_synthetic(predict, face_model, layout: CoeffLayout, examples: Dict[
             "mean_face_shape_rmse_mm": rmse0, "identity_shape_rmse_mm": rmse_id,
             "mean_face_identity_shape_rmse_mm": rmse_id0,
             "identity_correlation_first10": corr, "examples": int(len(images))}
+
+
+def _predict_all(predict, images, batch: int = 32) -> np.ndarray:
+    images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
+    return np.concatenate([np.asarray(predict(jnp.asarray(images[i:i + batch])))
+                           for i in range(0, len(images), batch)])
+
+
+def evaluate_people(predict, face_model, layout: CoeffLayout, examples: Dict[str, np.ndarray],
+                    views: int, n_init: int = 10) -> Dict[str, float]:
+    """Multi-image R-Net on generated people (`examples` from `synthetic.generate` with
+    views_per_person = `views`): the identity-only shape error (mm, as `evaluate_synthetic`)
+    of each image's prediction, of each person's average of them (shape averaging) and of the
+    paper's per-person k-means centre (`aggregate.aggregate_person`, identity fields), against
+    the mean face's."""
+    from facerecon_jax.aggregation import aggregate  # noqa: PLC0415
+    m = face_model.to_jax()
+    preds = _predict_all(predict, examples["image"])
+    pid = np.asarray(layout.split(jnp.asarray(preds))["id"])
+    tid = np.asarray(layout.split(jnp.asarray(examples["coeffs"]))["id"])
+    n_people = len(pid) // views
+
+    def rmse_mm(ids, true_ids):
+        zero = jnp.zeros((len(ids), face_model.n_exp), jnp.float32)
+        d = np.asarray(shape_difference_mm(m, jnp.asarray(ids), zero, jnp.asarray(true_ids),
+                                           zero))
+        return float(np.mean(np.sqrt(np.mean(np.sum(d ** 2, -1), -1))))
+
+    truth = tid[::views]
+    groups = preds[:n_people * views].reshape(n_people, views, -1)
+    centres = np.stack([aggregate.aggregate_person([str(j) for j in range(views)], g, layout,
+                                                   n_init=n_init).vector for g in groups])
+    return {"people": int(n_people), "views_per_person": int(views),
+            "single_identity_shape_rmse_mm": rmse_mm(pid, tid),
+            "averaging_identity_shape_rmse_mm": rmse_mm(groups.mean(1)[:, layout.slices()["id"]],
+                                                        truth),
+            "kmeans_identity_shape_rmse_mm": rmse_mm(
+                np.asarray(layout.split(jnp.asarray(centres))["id"]), truth),
+            "mean_face_identity_shape_rmse_mm": rmse_mm(np.zeros_like(truth), truth)}
 
 
 def run_training(config: ml_collections.ConfigDict, workdir, max_steps: Optional[int] = None
@@ -491,17 +622,24 @@ def training_data(config: ml_collections.ConfigDict, workdir, face_model, log=pr
         data_dir = (pathlib.Path(workdir)
                     / f"synthetic_{config.data.synthetic_condition}_{config.image_size}")
         index = data_dir / "index.json"
-        have = json.loads(index.read_text())["num_examples"] if index.exists() else None
-        if have is not None and have != config.data.synthetic_examples:
-            log(f"WARNING: {data_dir} holds {have} synthetic faces, the config asks for "
-                f"{config.data.synthetic_examples}: generating them again")
-        if have != config.data.synthetic_examples:
+        views = int(config.data.get("views_per_person", 1))
+        want = (config.data.synthetic_examples, views)
+        have = None
+        if index.exists():
+            meta = json.loads(index.read_text())
+            have = (meta["num_examples"],
+                    int(meta.get("synthetic", {}).get("views_per_person", 1)))
+        if have is not None and have != want:
+            log(f"WARNING: {data_dir} holds {have[0]} synthetic faces ({have[1]} per person), the "
+                f"config asks for {want[0]} ({want[1]} per person): generating them again")
+        if have != want:
             logging.info("generating %d synthetic faces into %s",
                          config.data.synthetic_examples, data_dir)
             synthetic.write_synthetic_shards(data_dir, face_model, layout,
                                              config.data.synthetic_examples, seed=config.seed,
                                              condition=config.data.synthetic_condition,
-                                             size=config.image_size, overwrite=True)
+                                             size=config.image_size, overwrite=True,
+                                             views_per_person=views)
     else:
         data_dir = pathlib.Path(config.data.dir)
     dataset = data.Dataset(data_dir)
@@ -513,11 +651,20 @@ def training_data(config: ml_collections.ConfigDict, workdir, face_model, log=pr
 
 def held_out_report(config: ml_collections.ConfigDict, workdir, face_model) -> dict:
     """R-Net of `workdir` on config.eval_examples held-out generated faces (another seed than
-    training's): landmark NME and shape RMSE against the mean face's."""
+    training's): landmark NME and shape RMSE against the mean face's; with config.eval_people
+    and eval_views_per_person, also held-out people in several images each
+    (`evaluate_people`: single image, averaging and k-means against the mean face)."""
     from facerecon_jax.training import synthetic  # noqa: PLC0415
     layout = CoeffLayout.for_model(face_model, config.light)
     held = synthetic.generate(face_model, layout, config.eval_examples,
                               seed=config.seed + 10_000,
                               condition=config.data.synthetic_condition, size=config.image_size)
     predict, _ = load_predictor(workdir)
-    return evaluate_synthetic(predict, face_model, layout, held, training_camera(config))
+    report = evaluate_synthetic(predict, face_model, layout, held, training_camera(config))
+    people, views = int(config.get("eval_people", 0)), int(config.get("eval_views_per_person", 0))
+    if people and views:
+        groups = synthetic.generate(face_model, layout, people * views, seed=config.seed + 20_000,
+                                    condition=config.data.synthetic_condition,
+                                    size=config.image_size, views_per_person=views)
+        report["multi_image"] = evaluate_people(predict, face_model, layout, groups, views)
+    return report
