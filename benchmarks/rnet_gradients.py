@@ -21,6 +21,7 @@ import numpy as np
 import optax
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from facerecon_jax.fit import losses  # noqa: E402
 from facerecon_jax.io import config_files  # noqa: E402
 from facerecon_jax.models.model_loading import load_face_model  # noqa: E402
 from facerecon_jax.training import synthetic, train  # noqa: E402
@@ -53,8 +54,6 @@ def main():
              "landmarks": jnp.asarray(held["landmarks"]),
              "attention": jnp.asarray(held["attention"]),
              "coeffs": jnp.asarray(held["coeffs"])}
-    weights = {"photo": spec.weights.photo, "lan": spec.weights.lan, "coef": spec.weights.coef,
-               "tex": spec.weights.tex, "gamma": spec.weights.gamma}
     sup = (None if spec.supervision is None
            else train.Supervision(layout, spec.supervision.weight, 0,
                                   spec.supervision.vertex_weight, face_model.to_jax()))
@@ -64,8 +63,8 @@ def main():
                            batch["image"], train=False)
         if name == "supervised":
             return sup.loss(x, batch, 0)[0]
-        _, terms = hybrid(x, batch)
-        return weights[name] * jnp.mean(terms[name]) if name in terms else 0.0 * jnp.sum(x)
+        _, terms = hybrid(x, batch)      # weighted as the loss weighs it (losses.total)
+        return jnp.mean(losses.total({name: terms[name]}, spec.weights))
 
     names = ["photo", "lan", "coef", "tex"] + (["supervised"] if sup is not None else [])
     cols = {g: np.concatenate([np.arange(layout.slices()[f].start, layout.slices()[f].stop)

@@ -16,10 +16,10 @@ For each input (image file, image in a folder, or video frame):
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pathlib
 import time
-import contextlib
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 import jax

@@ -224,13 +224,19 @@ class StepSpec:
     consistency: Optional[Consistency] = None
 
 
+def spec_hybrid_loss(spec: StepSpec, face_model, embed_params=None):
+    """The hybrid loss of a run's step: `losses.make_hybrid_loss` with the spec's settings
+    around the face model (a FaceModel of arrays) and the face-embedding parameters (used only
+    when the perceptual weight is on)."""
+    return losses.make_hybrid_loss(face_model, spec.layout, camera=spec.camera,
+                                   weights=spec.weights, backend=spec.backend,
+                                   embed_params=embed_params if spec.weights.per > 0 else None)
+
+
 def spec_train_step(state: TrainState, batch, face_model, embed_params, spec: StepSpec,
                     axis_name: Optional[str] = "batch"):
-    """`train_step` with the hybrid loss built from `spec` around the given face model (a
-    FaceModel of arrays) and face-embedding parameters (None without the perceptual term)."""
-    hybrid = losses.make_hybrid_loss(face_model, spec.layout, camera=spec.camera,
-                                     weights=spec.weights, backend=spec.backend,
-                                     embed_params=embed_params if spec.weights.per > 0 else None)
+    """`train_step` with the hybrid loss built from `spec` (`spec_hybrid_loss`)."""
+    hybrid = spec_hybrid_loss(spec, face_model, embed_params)
     sup = (None if spec.supervision is None
            else dataclasses.replace(spec.supervision, model=face_model))
     return train_step(state, batch, hybrid_loss=hybrid, axis_name=axis_name, supervision=sup,
@@ -359,9 +365,7 @@ def make_training(config: ml_collections.ConfigDict, face_model, embed_params=No
     """(net, layout, hybrid_loss, camera) for a config (the hybrid loss as `p_train_step`
     builds it, for calling `train_step` directly)."""
     spec = step_spec(config, face_model)
-    hybrid = losses.make_hybrid_loss(face_model.to_jax(), spec.layout, camera=spec.camera,
-                                     weights=spec.weights, backend=spec.backend,
-                                     embed_params=embed_params if spec.weights.per > 0 else None)
+    hybrid = spec_hybrid_loss(spec, face_model.to_jax(), embed_params)
     net = rnet.make_rnet(config.arch, spec.layout.size, axis_name=axis_name,
                          width=config.width)
     return net, spec.layout, hybrid, spec.camera
