@@ -284,3 +284,22 @@ def test_missing_model_files_name_the_package(tmp_path):
         d.predictor
     with pytest.raises(AssetMissingError, match="mmod_human_face_detector.dat"):
         d.cnn
+
+
+def test_cnn_fallback_upsamples_only_when_the_native_scale_finds_nothing(detector):
+    """A small image (below cnn_upsample_below) with a face the CNN finds at its own scale:
+    one CNN pass without upsampling (the upsampled pass, ~4x the time, is for faces below
+    ~80 px). The 256 px picture of test_cnn_fallback_agrees_with_hog needs the second pass."""
+    img = _astronaut()[30:430, 80:380].copy()        # 400 x 300, the face ~90 px wide
+    strict = det.FaceDetector(hog_threshold=5.0)       # HOG finds nothing
+    calls = []
+
+    def spy(image, upsample):
+        calls.append(int(upsample))
+        return detector.cnn(image, upsample)
+
+    strict._cnn, strict._predictor = spy, detector.predictor
+    faces = strict.detect(img)
+    assert len(faces) == 1 and faces[0].detector == "cnn" and calls == [0]
+    calls.clear()
+    assert len(strict.detect(img[::2, ::2].copy())) == 1 and calls == [0, 1]

@@ -503,7 +503,8 @@ class FaceDetector:
         largest = max((min(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in faces), default=0)
         if faces and largest >= self.cnn_when_smaller * min(h, w):
             return faces
-        cnn = self.detect_cnn(image, max_side=self.cnn_max_side)
+        # native scale first (faces of ~80 px and more); upsampling quadruples the CNN's time
+        cnn = self.detect_cnn(image, upsample=0, max_side=self.cnn_max_side)
         if not cnn and not faces and max(h, w) < self.cnn_upsample_below:
             cnn = self.detect_cnn(image, upsample=1)
         return faces + [c for c in cnn if not any(_same_face(c.box, f.box) for f in faces)]
