@@ -95,3 +95,40 @@ def calibrate_to_file(path, n_people: int = 40, views: int = 12, seed: int = 313
     export.write_text(path, to_json(m, info))
     info["summary"] = summary
     return info
+
+
+def _similarity_onto(points: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """points (68, 2) moved by the least-squares similarity (rotation, scale, shift) onto ref."""
+    p, r = points - points.mean(0), ref - ref.mean(0)
+    zp, zr = p[:, 0] + 1j * p[:, 1], r[:, 0] + 1j * r[:, 1]
+    z = zp * (np.vdot(zp, zr) / np.vdot(zp, zp))
+    return np.stack([z.real, z.imag], 1) + ref.mean(0)
+
+
+def detector_gain(detections, truth, points=slice(None), iterations: int = 3) -> dict:
+    """How much of a face's true landmark deviation the detector's points carry.
+
+    detections, truth (N, 68, 2): the detector's points and the true ones on N pictures. Both
+    are brought into one frame (each picture's similarity onto the truth's Procrustes mean), and
+    the detections' deviations from their mean across pictures are regressed on the truth's:
+    {"gain": least-squares slope (1: the detector follows every deviation; 0: it returns one
+    shape whatever the face), "correlation", "truth_spread", "detector_spread", "residual"
+    (RMS of the deviation the slope does not explain)}, spreads in inter-ocular distances
+    (outer eye corners) of the mean shape, over the points `points`."""
+    det = np.asarray(detections, np.float64)
+    tru = np.asarray(truth, np.float64)
+    ref = tru[0]
+    for _ in range(iterations):
+        ref = np.mean([_similarity_onto(t, ref) for t in tru], axis=0)
+    t = np.stack([_similarity_onto(x, ref) for x in tru])[:, points]
+    d = np.stack([_similarity_onto(x, ref) for x in det])[:, points]
+    dt = (t - t.mean(0)).reshape(len(t), -1)
+    dd = (d - d.mean(0)).reshape(len(d), -1)
+    iod = float(np.linalg.norm(ref[36] - ref[45]))
+    gain = float(np.sum(dt * dd) / np.sum(dt * dt))
+
+    def rms(v):
+        return float(np.sqrt(np.mean(np.sum(v.reshape(len(v), -1, 2) ** 2, -1))) / iod)
+    return {"gain": gain,
+            "correlation": float(np.sum(dt * dd) / np.sqrt(np.sum(dt * dt) * np.sum(dd * dd))),
+            "truth_spread": rms(dt), "detector_spread": rms(dd), "residual": rms(dd - gain * dt)}
