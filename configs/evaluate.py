@@ -54,5 +54,6 @@ def get_config():
         "learned landmark embedding": {"landmark_map": "learned"},
         "hybrid 200 steps at lr 2e-2 (the paper's schedule)": {"steps": 200, "lr": 0.02},
         "mono light": {"light": "mono"},
+        "fit at 112 px (crop resized)": {"fit_size": 112},
     })
     return c

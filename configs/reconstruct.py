@@ -21,6 +21,9 @@ def get_config():
     c.perceptual = False           # dlib face-embedding cosine term (paper: on; here it costs
                                    # 4.5x the time and did not lower the shape error)
     c.batch_size = 8
+    c.fit_size = 224               # picture size the fit renders and compares at: the 224 crop
+                                   # resized (e.g. 112: ~1/4 of the pixels; the landmark weight
+                                   # follows as (224 / fit_size)^2)
     c.backend = "scatter"
     # priors and landmark trust for per-photo fitting (docs/accuracy.md has the measurements;
     # the paper's loss is exp_l1 0, landmark_scale 1, nose_mouth_weight 20, prior_scale 1)

@@ -59,3 +59,16 @@ def test_scaled_camera_keeps_field_of_view():
     p = jnp.array([[0.3, -0.2, 0.1]])
     np.testing.assert_allclose(np.asarray(cam.project(p, c))[0, :2],
                                (np.asarray(cam.project(p, cam.Camera()))[0, :2]) / 2, rtol=1e-5)
+
+
+def test_resampled_camera_lines_up_with_a_resized_picture():
+    """A point's pixel under the resampled camera is where resizing the picture moves the
+    point's pixel under the original one: x' = (x + 0.5) s - 0.5 on both axes."""
+    pts = jnp.asarray(np.random.default_rng(0).uniform(-0.8, 0.8, (20, 3)), jnp.float32)
+    big = cam.Camera()
+    for size in (112, 64, 448):
+        s = size / big.width
+        small = big.resampled(size)
+        np.testing.assert_allclose(np.asarray(cam.to_screen(pts, small)[..., :2]),
+                                   (np.asarray(cam.to_screen(pts, big)[..., :2]) + 0.5) * s - 0.5,
+                                   rtol=1e-5, atol=1e-4)

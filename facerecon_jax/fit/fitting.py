@@ -57,6 +57,8 @@ class FitConfig:
     soft: bool = False
     camera: cam.Camera = cam.Camera()
     report_every: int = 10           # progress callback every n steps (0: never)
+    size: Optional[int] = None       # picture size the fit compares at (`at_fit_size`);
+                                     # None: the camera's (the crop's own size)
 
     @classmethod
     def from_config(cls, c) -> "FitConfig":
@@ -69,7 +71,8 @@ class FitConfig:
                                 lan_noise=landmark_noise(c.get("landmark_noise", "none")))
         return cls(steps_landmark=c.steps_landmark, steps=c.steps, lr=c.lr, lr_pose=c.lr_pose,
                    weights=w, perceptual=c.perceptual, backend=c.backend,
-                   expression=c.expression, shared=tuple(c.shared))
+                   expression=c.expression, shared=tuple(c.shared),
+                   size=_fit_size(int(c.get("fit_size", 0))))
 
     @classmethod
     def default(cls, **changes) -> "FitConfig":
@@ -110,6 +113,41 @@ def landmark_map_for(model: FaceModel, name: str):
     if name == "learned":
         return landmark_embedding.for_model(model)
     raise ValueError(f"landmark_map must be 'model' or 'learned', got {name!r}")
+
+
+def _fit_size(size: int) -> Optional[int]:
+    return None if size in (0, cam.Camera().width) else size
+
+
+def at_fit_size(cfg: FitConfig):
+    """(camera, weights) of the fit at `cfg.size`: the crop camera scaled to that size (the
+    same field of view), and the landmark weight times (crop width / size)^2, since the
+    landmark term is in squared pixels of the fitted picture while the photometric term is a
+    mean over its pixels: at any size the two weigh each other as at the crop's."""
+    if cfg.size is None or cfg.size == cfg.camera.width:
+        return cfg.camera, cfg.weights
+    f = (cfg.camera.width / cfg.size) ** 2
+    return cfg.camera.resampled(cfg.size), dataclasses.replace(cfg.weights,
+                                                               lan=cfg.weights.lan * f)
+
+
+def resize_batch(batch: Dict[str, jnp.ndarray], size: int) -> Dict[str, jnp.ndarray]:
+    """A fitting batch of crops resized to `size` (antialiased linear resampling of the images
+    and the attention mask, landmarks scaled, face-chip transforms recomputed from them; the
+    perceptual target features, taken from the full-size crops, are kept). Pixel centres map
+    as x' = (x + 0.5) s - 0.5, the landmarks with them (`Camera.resampled`)."""
+    b, h, w = batch["image"].shape[:3]
+    if h == size and w == size:
+        return batch
+    out = dict(batch)
+    out["image"] = jax.image.resize(batch["image"], (b, size, size, 3), "linear", antialias=True)
+    out["attention"] = jax.image.resize(batch["attention"], (b, size, size), "linear",
+                                        antialias=True)
+    scale = jnp.asarray([size / w, size / h], jnp.float32)
+    out["landmarks"] = (batch["landmarks"] + 0.5) * scale - 0.5
+    if "chip" in batch:
+        out["chip"] = face_embedding.face_chip_transforms(out["landmarks"])
+    return out
 
 
 def stage_steps(cfg: FitConfig, stage: str) -> int:
@@ -175,8 +213,9 @@ def stage_program(model: FaceModel, embed_params, batch, *, layout: CoeffLayout,
     terms: {name: (B,)} per face, with "total" the weighted sum."""
     spec = STAGES[STAGE_NAMES.index(stage)]
     n_steps = stage_steps(cfg, stage)
+    camera, weights = at_fit_size(cfg)
     loss_fn = losses.make_hybrid_loss(
-        model, layout, camera=cfg.camera, weights=cfg.weights, soft=cfg.soft,
+        model, layout, camera=camera, weights=weights, soft=cfg.soft,
         backend=cfg.backend, embed_params=embed_params, landmarks_only=spec.landmarks_only,
         landmark_map=landmark_map)
     fields = stage_fields(cfg, stage)
@@ -208,7 +247,7 @@ def stage_program(model: FaceModel, embed_params, batch, *, layout: CoeffLayout,
         x = x - lr * upd
         if blend:           # blendshape weights live in [0, 1]
             x = x.at[:, exp_sl].set(jnp.clip(x[:, exp_sl], 0.0, 1.0))
-        terms = dict(terms, total=losses.total(terms, cfg.weights))
+        terms = dict(terms, total=losses.total(terms, weights))
         return (x, state), terms
 
     return init, step
@@ -279,6 +318,12 @@ def fit(model: FaceModel, layout: CoeffLayout, batch: Dict[str, jnp.ndarray],
     """
     cfg = cfg if cfg is not None else FitConfig.default()
     model = model.to_jax()
+    if cfg.size is not None:
+        if batch["image"].shape[2] != cfg.camera.width:
+            raise ValueError(f"fitting at size {cfg.size} resizes crops of the camera's "
+                             f"{cfg.camera.width} px, got pictures of "
+                             f"{batch['image'].shape[2]} px")
+        batch = resize_batch(batch, cfg.size)
     b = batch["image"].shape[0]
     x = jnp.asarray(init if init is not None else initial_coefficients(layout, b), jnp.float32)
     if cfg.shared:

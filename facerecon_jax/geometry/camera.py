@@ -26,6 +26,15 @@ class Camera:
         s = size / self.width
         return Camera(self.focal * s, self.cx * s, self.cy * s, size, size, self.distance)
 
+    def resampled(self, size: int) -> "Camera":
+        """The camera of this camera's square picture resampled to `size` pixels (pixel centres
+        map as x' = (x + 0.5) s - 0.5, as image resizing maps them; with the y flip of
+        `yup_to_image` the principal point maps the same way): renders with it line up with
+        the resized picture, where `scaled` is off by (1 - s) / 2 pixels."""
+        s = size / self.width
+        return Camera(self.focal * s, (self.cx + 0.5) * s - 0.5, (self.cy + 0.5) * s - 0.5,
+                      size, size, self.distance)
+
 
 def euler_rotation(angles):
     """(..., 3) angles (x, y, z) in radians -> (..., 3, 3) R = Rz @ Ry @ Rx."""
