@@ -39,13 +39,10 @@ def get_config():
         "landmarks only (no photometric stage)": {"steps": 0},
         "no expression L1 (the paper's loss)": {"exp_l1": 0.0},
         "expression held neutral": {"expression": "neutral"},
-        "landmarks /16, nose and mouth 1": {"landmark_scale": 1.0 / 16,
-                                            "nose_mouth_weight": 1.0},
-        "landmarks steer the shape at 1/16 (pose at 1), nose and mouth 1": {
-            "landmark_shape": 1.0 / 16, "nose_mouth_weight": 1.0},
-        "landmarks steer the shape at 1/4 (pose at 1), nose and mouth 1": {
-            "landmark_shape": 0.25, "nose_mouth_weight": 1.0},
+        "landmarks /16": {"landmark_scale": 1.0 / 16},
+        "landmarks steer the shape at 1/16 (pose at 1)": {"landmark_shape": 1.0 / 16},
         "landmarks steer the shape at 1/4 (pose at 1)": {"landmark_shape": 0.25},
+        "nose and inner mouth x20 (the paper's)": {"nose_mouth_weight": 20.0},
         "coefficient prior x1 (the paper's)": {"prior_scale": 1.0},
         "coefficient prior x8": {"prior_scale": 8.0},
         "jaw contour off": {"contour_weight": 0.0},

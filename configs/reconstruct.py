@@ -31,7 +31,9 @@ def get_config():
     c.exp_l1 = 0.01                # L1 weight on blendshape weights: unused ones stay at 0
     c.landmark_scale = 1.0         # multiplies the paper's landmark weight (the synthetic
                                    # benchmark prefers 1/16; real photos then lose alignment)
-    c.nose_mouth_weight = 20.0     # per-landmark weight of nose and inner mouth (paper: 20)
+    c.nose_mouth_weight = 1.0      # extra weight of nose and inner mouth (paper: 20); with
+                                   # the calibrated noise each point already weighs by its
+                                   # measured scatter (docs/accuracy.md item 10)
     c.landmark_shape = 1.0         # share of the landmark gradient reaching identity and
                                    # expression (pose keeps all of it)
     c.prior_scale = 4.0            # multiplies the coefficient regulariser (paper: 1); dlib's
