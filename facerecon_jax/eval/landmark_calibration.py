@@ -98,11 +98,14 @@ def calibrate_to_file(path, n_people: int = 40, views: int = 12, seed: int = 313
 
 
 def _similarity_onto(points: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """points (68, 2) moved by the least-squares similarity (rotation, scale, shift) onto ref."""
-    p, r = points - points.mean(0), ref - ref.mean(0)
-    zp, zr = p[:, 0] + 1j * p[:, 1], r[:, 0] + 1j * r[:, 1]
-    z = zp * (np.vdot(zp, zr) / np.vdot(zp, zp))
-    return np.stack([z.real, z.imag], 1) + ref.mean(0)
+    """points (68, 2) moved by the least-squares similarity (rotation, scale, shift) onto ref
+    (`metrics.similarity_transform` on the plane z = 0)."""
+    from facerecon_jax.geometry import metrics  # noqa: PLC0415
+
+    def lift(v):
+        return np.concatenate([v, np.zeros((len(v), 1))], 1)
+    p = lift(np.asarray(points, np.float64))
+    return metrics.apply_similarity(p, *metrics.similarity_transform(p, lift(ref)))[:, :2]
 
 
 def detector_gain(detections, truth, points=slice(None), iterations: int = 3) -> dict:
