@@ -11,8 +11,10 @@ Used by the tests, the evaluation issue (scores against known shapes) and traini
 data (`launch/prepare_data.py --synthetic N`).
 
 Conditions (:data:`CONDITIONS`), after MICC Florence's three scenarios:
-  - ``cooperative``: near frontal (|yaw| < 10 deg, small pitch and roll), even light, mild
-    expressions;
+  - ``cooperative``: near frontal (|yaw| < 10 deg, small pitch and roll), even light: a soft
+    key light within 35 deg of the camera over ambient (as a studio or a bright room lights a
+    face: no hard shadows, but the face's form shows; ambient light alone, the earlier choice,
+    draws a flat mask that dlib missed on 8 of 100 benchmark pictures), mild expressions;
   - ``indoor``: moderate pose (|yaw| up to 30 deg) and light from a moderate directional source;
   - ``outdoor``: strong directional light (deep shadows), larger pose (|yaw| up to 45 deg);
   - ``train``: each face draws one of the three (25 % / 45 % / 30 %).
@@ -58,8 +60,8 @@ class Condition:
 
 
 CONDITIONS: Dict[str, Condition] = {
-    "cooperative": Condition(max_yaw=10.0, max_pitch=6.0, max_roll=4.0, ambient=(0.62, 0.85),
-                             directional=(0.0, 0.12), light_cone=35.0, tint=0.02,
+    "cooperative": Condition(max_yaw=10.0, max_pitch=6.0, max_roll=4.0, ambient=(0.45, 0.65),
+                             directional=(0.2, 0.4), light_cone=35.0, tint=0.02,
                              max_active_exp=2, exp_max=0.5, exp_std=0.3),
     "indoor": Condition(max_yaw=30.0, max_pitch=15.0, max_roll=10.0, ambient=(0.45, 0.75),
                         directional=(0.1, 0.4), light_cone=60.0, tint=0.05,
