@@ -42,6 +42,8 @@ def get_config():
         "landmarks /16": {"landmark_scale": 1.0 / 16},
         "landmarks steer the shape at 1/16 (pose at 1)": {"landmark_shape": 1.0 / 16},
         "landmarks steer the shape at 1/4 (pose at 1)": {"landmark_shape": 0.25},
+        "landmarks /4, the expression's pull kept": {"landmark_scale": 0.25,
+                                                     "landmark_expression": 4.0},
         "nose and inner mouth x20 (the paper's)": {"nose_mouth_weight": 20.0},
         "coefficient prior x1 (the paper's)": {"prior_scale": 1.0},
         "coefficient prior x8": {"prior_scale": 8.0},
@@ -51,6 +53,6 @@ def get_config():
         "learned landmark embedding": {"landmark_map": "learned"},
         "hybrid 200 steps at lr 2e-2 (the paper's schedule)": {"steps": 200, "lr": 0.02},
         "mono light": {"light": "mono"},
-        "fit at 112 px (crop resized)": {"fit_size": 112},
+        "fit at 224 px (the paper's crop size)": {"fit_size": 224},
     })
     return c

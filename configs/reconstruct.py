@@ -21,9 +21,10 @@ def get_config():
     c.perceptual = False           # dlib face-embedding cosine term (paper: on; here it costs
                                    # 4.5x the time and did not lower the shape error)
     c.batch_size = 8
-    c.fit_size = 224               # picture size the fit renders and compares at: the 224 crop
-                                   # resized (e.g. 112: ~1/4 of the pixels; the landmark weight
-                                   # follows as (224 / fit_size)^2)
+    c.fit_size = 112               # picture size the fit renders and compares at: the 224 crop
+                                   # resized (112: 1/4 of the pixels, the same accuracy at ~0.7x
+                                   # the time, docs/accuracy.md item 11; 224: the paper's; the
+                                   # landmark weight follows as (224 / fit_size)^2)
     c.backend = "scatter"
     # priors and landmark trust for per-photo fitting (docs/accuracy.md has the measurements;
     # the paper's loss is exp_l1 0, landmark_scale 1, nose_mouth_weight 20, prior_scale 1)
@@ -36,6 +37,7 @@ def get_config():
                                    # measured scatter (docs/accuracy.md item 10)
     c.landmark_shape = 1.0         # share of the landmark gradient reaching identity and
                                    # expression (pose keeps all of it)
+    c.landmark_expression = 1.0    # multiplies that share for expression alone
     c.prior_scale = 4.0            # multiplies the coefficient regulariser (paper: 1); dlib's
                                    # points scatter ~0.07 IOD, more than identity moves them,
                                    # so one photo's identity needs 4x the paper's shrinkage

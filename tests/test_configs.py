@@ -71,7 +71,7 @@ def test_config_runs_one_tiny_step(path, grid, shards, tmp_path):
         cfg = fitting.FitConfig.from_config(fit)
         layout = coefficients.CoeffLayout.for_model(grid, fit.light)
         batch = next(shards[fit.light].batches(2, augment=False))
-        cfg = dataclasses.replace(cfg, camera=cam.Camera().scaled(SIZE))
+        cfg = dataclasses.replace(cfg, camera=cam.Camera().scaled(SIZE), size=None)
         b = fitting.prepare_batch(batch["image"], batch["landmarks"], batch["attention"])
         x, hist = fitting.fit(grid, layout, b, cfg)
         assert np.all(np.isfinite(np.asarray(x)))

@@ -206,6 +206,13 @@ def test_fitting_at_a_smaller_size(default_model):
     not the camera's size is refused."""
     m, lay, camera, batch = _tiny_problem(default_model, size=96, seed=5)
     base = fitting.FitConfig.default(steps_landmark=40, steps=0, perceptual=False, camera=camera)
+    # the config's fit_size is for the pipeline's 224 crop: another camera fits at its own size
+    # unless a size is given with it
+    from facerecon_jax.io import config_files
+    packaged = config_files.packaged("reconstruct").fit_size
+    assert fitting.FitConfig.default().size == (None if packaged == 224 else packaged)
+    assert base.size is None
+    assert fitting.FitConfig.default(camera=camera, size=48).size == 48
     half = dataclasses.replace(base, size=48)
     x_full, _ = fitting.fit(m, lay, batch, base)
     x_half, _ = fitting.fit(m, lay, batch, half)

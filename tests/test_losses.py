@@ -82,7 +82,8 @@ def test_expression_l1_shared_prior_and_landmark_groups(rng):
 
 def test_landmark_shape_scales_only_the_shapes_landmark_gradient(small_grid, rng):
     """landmark_shape s: the landmark term's value and its gradient on the pose stay; its
-    gradient on identity and expression is s times the full one."""
+    gradient on identity and expression is s times the full one (landmark_expression e: the
+    expression's s e times)."""
     import dataclasses
 
     import jax
@@ -96,8 +97,8 @@ def test_landmark_shape_scales_only_the_shapes_landmark_gradient(small_grid, rng
     batch = {"landmarks": jnp.asarray(rng.uniform(90, 130, (2, 68, 2)), jnp.float32)}
     base = losses.LossWeights(coef=0.0)
 
-    def landmark_grad(s):
-        w = dataclasses.replace(base, lan_shape=s)
+    def landmark_grad(s, exp=1.0):
+        w = dataclasses.replace(base, lan_shape=s, lan_exp=exp)
         fn = losses.make_hybrid_loss(model, lay, camera=cam.Camera(), weights=w,
                                      landmarks_only=True)
         (_, terms), g = jax.value_and_grad(fn, has_aux=True)(x, batch)
@@ -111,6 +112,12 @@ def test_landmark_shape_scales_only_the_shapes_landmark_gradient(small_grid, rng
         np.testing.assert_allclose(g4[k], 0.25 * g1[k], rtol=1e-4, atol=1e-9)
     for k in ("angles", "trans"):
         np.testing.assert_allclose(g4[k], g1[k], rtol=1e-5, atol=1e-9)
+    # landmark_expression e multiplies the expression's share alone: s e of the full gradient
+    v, g = landmark_grad(0.25, exp=4.0)
+    np.testing.assert_allclose(v, v1, rtol=1e-6)
+    np.testing.assert_allclose(g["exp"], g1["exp"], rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(g["id"], 0.25 * g1["id"], rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(g["angles"], g1["angles"], rtol=1e-5, atol=1e-9)
 
 
 def test_supervised_coefficients_masks_shape_and_pose_parts(small_grid, rng):

@@ -68,6 +68,7 @@ class FitConfig:
                                 coef=w.coef * c.prior_scale,
                                 lan_nose_mouth=c.nose_mouth_weight,
                                 lan_contour=c.contour_weight, lan_shape=c.landmark_shape,
+                                lan_exp=c.get("landmark_expression", 1.0),
                                 lan_noise=landmark_noise(c.get("landmark_noise", "none")))
         return cls(steps_landmark=c.steps_landmark, steps=c.steps, lr=c.lr, lr_pose=c.lr_pose,
                    weights=w, perceptual=c.perceptual, backend=c.backend,
@@ -76,7 +77,11 @@ class FitConfig:
 
     @classmethod
     def default(cls, **changes) -> "FitConfig":
-        """configs/reconstruct.py's settings, with `changes` (FitConfig fields) applied."""
+        """configs/reconstruct.py's settings, with `changes` (FitConfig fields) applied. The
+        config's `fit_size` is a size for the pipeline's 224 crop: with another `camera` the
+        fit compares at that camera's own size unless `size` is given too."""
+        if "camera" in changes and "size" not in changes:
+            changes = dict(changes, size=None)
         return dataclasses.replace(cls.from_config(config_files.packaged("reconstruct")),
                                    **changes)
 

@@ -38,6 +38,7 @@ class LossWeights:
     lan_shape: float = 1.0        # share of the landmark term's gradient that reaches identity
                                   # and expression (the value is unchanged; pose keeps all of
                                   # it: the landmarks place the head, the dense terms the shape)
+    lan_exp: float = 1.0          # multiplies that share for expression alone
 
     @classmethod
     def paper(cls) -> "LossWeights":
@@ -189,10 +190,10 @@ def make_hybrid_loss(model, layout, *, camera, weights: LossWeights = LossWeight
         parts = layout.split(x)
         verts = renderer.face_vertices(model, parts, camera)
         screen = verts["screen"]
-        if w.lan_shape != 1.0:  # same landmark positions; the shape's gradient scaled
-            s = w.lan_shape
+        if w.lan_shape != 1.0 or w.lan_exp != 1.0:  # same landmark positions; the shape's
+            share = {"id": w.lan_shape, "exp": w.lan_shape * w.lan_exp}  # gradient scaled
             damp = {k: s * parts[k] + (1.0 - s) * jax.lax.stop_gradient(parts[k])
-                    for k in ("id", "exp")}
+                    for k, s in share.items()}
             screen = renderer.screen_vertices(model, dict(parts, **damp), camera)[3]
         lm = screen[..., model.landmarks, :2] if landmark_map is None else landmark_map.project(
             screen, parts["angles"])
