@@ -127,7 +127,6 @@ def test_light_is_ambient_plus_a_directional_lobe():
     assert abs(flat[0]) < 1e-3                                  # 0.709 is the renderer's default
 
 
-
 def test_cooperative_light_shows_the_faces_form():
     """The cooperative condition's even light still shows a face's form: a surface turned 60 deg
     from the camera is at least 10% darker than one facing it, on at least one side, for every
@@ -147,6 +146,7 @@ def test_cooperative_light_shows_the_faces_form():
         g = synthetic.sample_light(rng, cond, "mono")
         e = np.asarray(lighting.irradiance(normals, jnp.asarray(g, jnp.float32)))[:, 0]
         assert (e[0] - e[1:].min()) / e[0] >= 0.1, e
+
 
 def test_backgrounds_and_occluders(rng):
     bgs = synthetic.backgrounds(rng, 6, 48)
