@@ -237,3 +237,10 @@ def test_fitting_at_a_smaller_size(default_model):
         assert "48 px" in str(e) and "96 px" in str(e)
     else:
         raise AssertionError("a batch of the wrong size was fitted")
+    # a size above the camera's (e.g. the crop's 112 kept with a smaller camera) is refused
+    try:
+        fitting.fit(m, lay, batch, dataclasses.replace(base, size=112))
+    except ValueError as e:
+        assert "112" in str(e) and "96 px" in str(e)
+    else:
+        raise AssertionError("a fit enlarged its pictures")

@@ -324,6 +324,10 @@ def fit(model: FaceModel, layout: CoeffLayout, batch: Dict[str, jnp.ndarray],
     cfg = cfg if cfg is not None else FitConfig.default()
     model = model.to_jax()
     if cfg.size is not None:
+        if cfg.size > cfg.camera.width:
+            raise ValueError(f"fitting at size {cfg.size} would enlarge the camera's "
+                             f"{cfg.camera.width} px pictures; give a size up to "
+                             f"{cfg.camera.width}, or None to fit at the camera's size")
         if batch["image"].shape[2] != cfg.camera.width:
             raise ValueError(f"fitting at size {cfg.size} resizes crops of the camera's "
                              f"{cfg.camera.width} px, got pictures of "
