@@ -64,7 +64,7 @@ CONDITIONS: Dict[str, Condition] = {
                              directional=(0.2, 0.4), light_cone=35.0, tint=0.02,
                              max_active_exp=2, exp_max=0.5, exp_std=0.3),
     "indoor": Condition(max_yaw=30.0, max_pitch=15.0, max_roll=10.0, ambient=(0.45, 0.75),
-                        directional=(0.1, 0.4), light_cone=60.0, tint=0.05,
+                        directional=(0.2, 0.4), light_cone=60.0, tint=0.05,
                         max_active_exp=4, exp_max=1.0, exp_std=0.5),
     "outdoor": Condition(max_yaw=45.0, max_pitch=20.0, max_roll=12.0, ambient=(0.2, 0.5),
                          directional=(0.4, 0.9), light_cone=80.0, tint=0.08,
