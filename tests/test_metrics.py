@@ -132,6 +132,30 @@ def test_point_to_surface_sphere_offsets():
     np.testing.assert_allclose(c, v, atol=1e-12)
 
 
+def test_closest_points_agree_with_a_second_implementation(rng):
+    """libigl's tree query against trimesh's r-tree query (another exact implementation) on a
+    bumpy, non-convex surface: the same closest points and distances."""
+    import trimesh
+
+    v, f = _sphere(3, 1.0)
+    v = v * (1.0 + 0.15 * np.sin(5 * v[:, :1]) * np.cos(4 * v[:, 1:2]))
+    pts = rng.normal(size=(400, 3)) * 0.8
+    c, fid = metrics.closest_points(pts, v, f)
+    ref, ref_d, _ = trimesh.proximity.closest_point(
+        trimesh.Trimesh(vertices=v, faces=f, process=False), pts)
+    np.testing.assert_allclose(np.linalg.norm(pts - c, axis=1), ref_d, atol=1e-9)
+    np.testing.assert_allclose(c, ref, atol=1e-7)
+    # the returned face holds the returned point (barycentric coordinates in [0, 1])
+    tri = v[f[fid]]
+    e1, e2, w = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], c - tri[:, 0]
+    g = np.stack([np.stack([np.sum(e1 * e1, 1), np.sum(e1 * e2, 1)], -1),
+                  np.stack([np.sum(e1 * e2, 1), np.sum(e2 * e2, 1)], -1)], -2)
+    ab = np.linalg.solve(g, np.stack([np.sum(w * e1, 1), np.sum(w * e2, 1)], -1)[..., None])
+    assert ab.min() > -1e-6 and ab.sum(1).max() < 1 + 1e-6
+    with pytest.raises(ValueError, match="faces index vertices"):
+        metrics.closest_points(pts, v[:10], f)
+
+
 # ----------------------------------------------------------------------------- ICP
 def test_icp_recovers_planted_similarity_from_perturbed_init():
     v, f, _ = _height_field()

@@ -1,6 +1,6 @@
 """Evaluation metrics (docs/design.md §12): MICC-style RMSE, NoW errors, landmark NME.
 
-Pure numpy / scipy / trimesh, float64 throughout, no JAX. Meshes are in the project's units
+Pure numpy / scipy / libigl, float64 throughout, no JAX. Meshes are in the project's units
 (decimetres); ``units_to_mm`` (default 100: 1 dm = 100 mm) converts distances to millimetres,
 which is what the metrics report.
 
@@ -8,11 +8,13 @@ Building blocks
   similarity_transform   Umeyama's least-squares similarity, ``dst ~ s R src + t``, with the
                          reflection correction (R is always a proper rotation, det R = +1).
   crop_radius            points within a radius of a centre (inclusive).
-  point_to_surface       exact closest point on a triangle mesh (trimesh.proximity.closest_point:
-                         candidate triangles from an r-tree of triangle boxes, guaranteed to hold
-                         the closest one), then the signed point-to-plane distance along the
-                         closest triangle's normal (right-handed winding), or the Euclidean
-                         point-to-surface distance with ``unsigned=True``.
+  closest_points         exact closest point on a triangle mesh (libigl's
+                         point_mesh_squared_distance: an axis-aligned bounding-box tree of the
+                         triangles, searched exactly; ~15x faster than trimesh's r-tree query,
+                         which the evaluation benchmark spent minutes in).
+  point_to_surface       the signed point-to-plane distance along the closest triangle's normal
+                         (right-handed winding), or the Euclidean point-to-surface distance with
+                         ``unsigned=True``.
   icp_similarity         ICP with isotropic scale (see its docstring for the correspondence
                          direction), optional trimming of the worst pairs.
 
@@ -31,7 +33,6 @@ from __future__ import annotations
 from typing import Dict, Optional, Tuple
 
 import numpy as np
-import trimesh
 from scipy.spatial import cKDTree
 
 # The 7 NoW landmarks as 0-based indices into the iBUG 68-point scheme: the 4 eye corners, the
@@ -114,15 +115,31 @@ def crop_radius(points, centre, radius) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- point to surface
-def _mesh(vertices, faces) -> trimesh.Trimesh:
-    vertices = np.asarray(vertices, np.float64)
-    faces = np.asarray(faces, np.int64)
+def _mesh_arrays(vertices, faces) -> Tuple[np.ndarray, np.ndarray]:
+    vertices = np.ascontiguousarray(vertices, np.float64)
+    faces = np.ascontiguousarray(faces, np.int64)
     if vertices.ndim != 2 or vertices.shape[1] != 3:
         raise ValueError(f"vertices must be (V, 3), got {vertices.shape}")
     if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
         raise ValueError(f"faces must be (F, 3) with F >= 1, got {faces.shape}")
-    # process=False: keep the vertices and faces exactly as given (no merging, no reordering).
-    return trimesh.Trimesh(vertices=vertices, faces=faces, process=False, validate=False)
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise ValueError(f"faces index vertices 0..{faces.max()}, but there are "
+                         f"{len(vertices)} vertices")
+    return vertices, faces
+
+
+def closest_points(points, vertices, faces) -> Tuple[np.ndarray, np.ndarray]:
+    """The exact closest point on a triangle mesh to each of ``points`` (N, 3): (closest (N, 3),
+    face ids (N,) int). libigl's AABB-tree query; where the closest point lies on an edge or a
+    vertex shared by several triangles, any one of them is returned."""
+    import igl  # noqa: PLC0415  (only the metrics need it)
+
+    vertices, faces = _mesh_arrays(vertices, faces)
+    points = np.ascontiguousarray(points, np.float64).reshape(-1, 3)
+    if len(points) == 0:
+        return np.zeros((0, 3)), np.zeros(0, np.int64)
+    _, fid, closest = igl.point_mesh_squared_distance(points, vertices, faces)
+    return np.asarray(closest, np.float64), np.asarray(fid, np.int64).reshape(-1)
 
 
 def face_normals(vertices, faces) -> np.ndarray:
@@ -137,9 +154,7 @@ def point_to_surface(points, vertices, faces, unsigned: bool = False
                      ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distances from points to a triangle mesh.
 
-    The closest point on the mesh is exact (trimesh's closest-point query: for each point the
-    triangles whose bounding boxes meet the box of the sphere through the nearest vertex, then
-    the exact point-triangle closest point over those candidates).
+    The closest point on the mesh is exact (:func:`closest_points`).
 
     Args:
       points: (N, 3).
@@ -154,15 +169,13 @@ def point_to_surface(points, vertices, faces, unsigned: bool = False
       (distances (N,), closest points (N, 3), face ids (N,) int).
     """
     points = np.asarray(points, np.float64).reshape(-1, 3)
-    mesh = _mesh(vertices, faces)
+    vertices, faces = _mesh_arrays(vertices, faces)
     if len(points) == 0:
         return np.zeros(0), np.zeros((0, 3)), np.zeros(0, np.int64)
-    closest, dist, fid = trimesh.proximity.closest_point(mesh, points)
-    closest = np.asarray(closest, np.float64)
-    fid = np.asarray(fid, np.int64)
+    closest, fid = closest_points(points, vertices, faces)
     if unsigned:
         return np.linalg.norm(points - closest, axis=1), closest, fid
-    normals = face_normals(mesh.vertices, mesh.faces)[fid]
+    normals = face_normals(vertices, faces)[fid]
     signed = np.sum((points - closest) * normals, axis=1)
     degenerate = ~np.any(normals != 0, axis=1)        # no plane: fall back to the distance
     signed[degenerate] = np.linalg.norm(points - closest, axis=1)[degenerate]
@@ -182,7 +195,7 @@ def icp_similarity(src_vertices, dst_points, init: Optional[Similarity] = None,
     neck) are simply never chosen. The nearest source vertex (``src_faces`` None, a cKDTree
     built once; the query maps dst points back by the inverse similarity, which preserves
     nearest-neighbour order), or, when ``src_faces`` is given, the exact closest point on the
-    source surface (more accurate for coarse meshes, about 100x slower). Each iteration then
+    source surface (more accurate for coarse meshes, several times slower). Each iteration then
     refits the similarity over the pairs by :func:`similarity_transform`.
 
     Args:
@@ -222,10 +235,10 @@ def icp_similarity(src_vertices, dst_points, init: Optional[Similarity] = None,
         def partners(q):                          # q: dst points in the src frame
             return src[tree.query(q)[1]]
     else:
-        mesh = _mesh(src, src_faces)
+        src_v, src_f = _mesh_arrays(src, src_faces)
 
         def partners(q):
-            return np.asarray(trimesh.proximity.closest_point(mesh, q)[0], np.float64)
+            return closest_points(q, src_v, src_f)[0]
 
     def pairs(sim_):
         q = apply_similarity(dst, *invert_similarity(sim_))
