@@ -10,8 +10,11 @@ condition and for all / inner (17-67) / jaw-contour (0-16) points: the least-squ
 dlib's deviations (from their mean shape, after a similarity) on the truth's, their
 correlation, both spreads and the residual, in inter-ocular distances. A slope well below 1
 means the detector pulls every face towards one shape: a fit to its points recovers only that
-share of the face's deviation, with noise of the residual's size on top. Prints a table, then
-one JSON line.
+share of the face's deviation, with noise of the residual's size on top. Then, over all
+conditions, `landmark_calibration.shared_error_fraction`: the share of dlib's error (each point
+weighed by its calibrated scatter, as the fit weighs it) that a person's pictures have in
+common, the rho of a joint fit's prior (configs/reconstruct.py `shared_correlation`). Prints
+a table, then one JSON line.
 """
 import argparse
 import json
@@ -22,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from facerecon_jax.eval import benchmark_faces, evaluation, landmark_calibration  # noqa: E402
+from facerecon_jax.fit import landmark_embedding  # noqa: E402
 from facerecon_jax.photo import detection  # noqa: E402
 
 POINTS = {"all": slice(0, 68), "inner": slice(17, 68), "contour": slice(0, 17)}
@@ -38,24 +42,41 @@ def main():
     people = evaluation.make_people(args.people, args.seed, head=head)
     det = detection.FaceDetector()
     out = {}
+    every = {"found": [], "truth": [], "person": [], "condition": []}
     print("condition | points | pictures | gain | correlation | truth spread | dlib spread | "
           "residual (IOD)")
     for cond in args.conditions:
         bench = evaluation.make_benchmark(people, args.images, cond, args.seed, head=head)
         found, truth = [], []
-        for img, gt in zip(bench.images, bench.landmarks):
+        for img, gt, person in zip(bench.images, bench.landmarks, bench.person):
             faces = detection.select_faces(det.detect(img), "largest")
             if faces:
                 found.append(faces[0].landmarks68)
                 truth.append(gt)
+                every["person"].append(person)
+        every["found"] += found
+        every["truth"] += truth
+        every["condition"] += [cond] * len(found)
         out[cond] = {"pictures": len(found), "misses": len(bench.images) - len(found)}
         for name, sl in POINTS.items():
             g = landmark_calibration.detector_gain(np.stack(found), np.stack(truth), sl)
             out[cond][name] = g
             print(f"{cond} | {name} | {len(found)} | {g['gain']:.2f} | {g['correlation']:.2f} | "
                   f"{g['truth_spread']:.4f} | {g['detector_spread']:.4f} | {g['residual']:.4f}")
+    noise = landmark_embedding.detector_noise()
+    shared = {"all conditions": landmark_calibration.shared_error_fraction(
+        np.stack(every["found"]), np.stack(every["truth"]), np.array(every["person"]), noise)}
+    cond = np.array(every["condition"])
+    for c in args.conditions:
+        m = cond == c
+        shared[c] = landmark_calibration.shared_error_fraction(
+            np.stack(every["found"])[m], np.stack(every["truth"])[m],
+            np.array(every["person"])[m], noise)
+    print("\nshare of dlib's error a person's pictures have in common (rho)")
+    for k, v in shared.items():
+        print(f"{k} | {v['rho']:.3f} | {v['pictures']} pictures, {v['pairs_same']} pairs")
     print(json.dumps({"people": args.people, "images": args.images, "seed": args.seed,
-                      "by_condition": out}))
+                      "by_condition": out, "shared_error_fraction": shared}))
 
 
 if __name__ == "__main__":

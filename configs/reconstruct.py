@@ -49,4 +49,8 @@ def get_config():
     c.landmark_map = "model"       # "model": the face model's landmark vertices; "learned":
                                    # the shipped embedding of dlib's points (landmark_embedding)
     c.shared = ()                  # joint fits: fields one value per person (e.g. ("id", "tex"))
+    c.shared_correlation = 0.0     # joint fits: the share of the detector's landmark error that
+                                   # one person's pictures have in common (rho); the prior of
+                                   # the shared fields counts 1 + (n - 1) rho times for n
+                                   # pictures (0: as if their errors were independent)
     return c

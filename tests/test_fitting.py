@@ -189,6 +189,28 @@ def test_joint_fit_shares_identity_within_a_person_only(default_model):
     np.testing.assert_allclose(np.asarray(x_groups), np.asarray(x_alone), rtol=1e-3, atol=3e-3)
 
 
+def test_joint_prior_counts_pictures_by_their_shared_error(default_model):
+    """Three copies of one picture, fitted jointly: with shared_correlation 1 (their errors all
+    alike) they are worth one picture, so the identity is that of the picture fitted alone;
+    with 0 (independent errors) the prior counts once for three pictures' evidence and the
+    identity moves further from the mean face."""
+    m, lay, camera, batch = _two_people(default_model)
+    copies = {k: v[np.array([0, 0, 0, 2])] for k, v in batch.items()}
+    cfg = fitting.FitConfig.default(steps_landmark=6, steps=4, perceptual=False, camera=camera,
+                                    shared=("id", "tex"))
+    alone, _ = fitting.fit(m, lay, batch, dataclasses.replace(cfg, shared=()))
+    group = np.array([1, 1, 1, 2])
+    alike, _ = fitting.fit(m, lay, copies, dataclasses.replace(cfg, shared_correlation=1.0),
+                           group=group)
+    apart, _ = fitting.fit(m, lay, copies, cfg, group=group)
+    id_alone, id_alike, id_apart = (np.asarray(lay.split(v)["id"])[0]
+                                    for v in (alone, alike, apart))
+    assert np.linalg.norm(id_alike - id_alone) < 0.1 * np.linalg.norm(id_apart - id_alone)
+    assert np.linalg.norm(id_apart) > 1.05 * np.linalg.norm(id_alone)
+    np.testing.assert_allclose(fitting.shared_prior_scale([1, 3, 10], 0.25),
+                               [1.0, 1.5 / 3, 3.25 / 10])
+
+
 def test_neutral_expression_option_keeps_blendshapes_at_zero(default_model):
     m, lay, camera, batch = _two_people(default_model)
     free = fitting.FitConfig.default(steps_landmark=8, steps=0, perceptual=False, camera=camera,

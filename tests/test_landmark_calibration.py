@@ -29,3 +29,32 @@ def test_detector_gain_recovers_a_planted_slope():
     # a detector that returns one shape whatever the face
     fixed = np.stack([_moved(ref, rng) for _ in dev])
     assert abs(landmark_calibration.detector_gain(fixed, truth)["gain"]) < 1e-6
+
+
+def test_shared_error_fraction_recovers_a_planted_person_bias():
+    """Detections = truth + an error every picture of a person shares (variance sb^2) + an
+    error of each picture (sr^2) + one offset for every face, each picture seen through its
+    own similarity: rho = sb^2 / (sb^2 + sr^2), whatever the offset and the similarities."""
+    rng = np.random.default_rng(1)
+    ref = rng.uniform(0, 100, (68, 2))
+    ref[36], ref[45] = [20.0, 40.0], [80.0, 40.0]
+    offset = rng.normal(0, 2.0, (68, 2))
+    for sb, sr, rho in ((1.0, 1.0, 0.5), (0.0, 1.5, 0.0), (1.5, 0.5, 0.9)):
+        truth, det, person = [], [], []
+        for p in range(60):
+            face = ref + rng.normal(0, 3.0, (68, 2))
+            bias = rng.normal(0, sb, (68, 2))
+            for _ in range(4):
+                t = _moved(face, rng)
+                truth.append(t)
+                det.append(_moved(face + offset + bias + rng.normal(0, sr, (68, 2)), rng))
+                person.append(p)
+        out = landmark_calibration.shared_error_fraction(np.stack(det), np.stack(truth),
+                                                         np.array(person))
+        assert abs(out["rho"] - rho) < 0.06, (sb, sr, out)
+        assert out["pictures"] == 240 and out["pairs_same"] == 60 * 6
+    noise = np.full(68, 2.0)
+    noise[:17] = 4.0                                       # the contour weighed by its scatter
+    w = landmark_calibration.shared_error_fraction(np.stack(det), np.stack(truth),
+                                                   np.array(person), noise)
+    assert abs(w["rho"] - 0.9) < 0.06, w

@@ -97,15 +97,20 @@ def calibrate_to_file(path, n_people: int = 40, views: int = 12, seed: int = 313
     return info
 
 
-def _similarity_onto(points: np.ndarray, ref: np.ndarray) -> np.ndarray:
+def _similarity_onto(points: np.ndarray, ref: np.ndarray, also=None):
     """points (68, 2) moved by the least-squares similarity (rotation, scale, shift) onto ref
-    (`metrics.similarity_transform` on the plane z = 0)."""
+    (`metrics.similarity_transform` on the plane z = 0); with `also` (K, 2): (moved points,
+    `also` moved by the same similarity)."""
     from facerecon_jax.geometry import metrics  # noqa: PLC0415
 
     def lift(v):
         return np.concatenate([v, np.zeros((len(v), 1))], 1)
     p = lift(np.asarray(points, np.float64))
-    return metrics.apply_similarity(p, *metrics.similarity_transform(p, lift(ref)))[:, :2]
+    sim = metrics.similarity_transform(p, lift(ref))
+    moved = metrics.apply_similarity(p, *sim)[:, :2]
+    if also is None:
+        return moved
+    return moved, metrics.apply_similarity(lift(np.asarray(also, np.float64)), *sim)[:, :2]
 
 
 def detector_gain(detections, truth, points=slice(None), iterations: int = 3) -> dict:
@@ -135,3 +140,46 @@ def detector_gain(detections, truth, points=slice(None), iterations: int = 3) ->
     return {"gain": gain,
             "correlation": float(np.sum(dt * dd) / np.sqrt(np.sum(dt * dt) * np.sum(dd * dd))),
             "truth_spread": rms(dt), "detector_spread": rms(dd), "residual": rms(dd - gain * dt)}
+
+
+def shared_error_fraction(detections, truth, person, noise=None) -> dict:
+    """The share of the detector's landmark error that one person's pictures have in common.
+
+    detections, truth (N, 68, 2), person (N,) ints. Each picture's detections are moved onto
+    its true points by a similarity (what the fit's pose absorbs), both are then moved by the
+    similarity of the truth onto the truths' Procrustes mean (one frame for every picture), and
+    the residual is taken in inter-ocular distances (outer eye corners of the mean), each point
+    divided by its `noise` (68 spreads, as the fit weighs it; None: all 1). With the residuals'
+    mean over all pictures removed (an error every face shares), the intraclass correlation
+    rho = (c_same - c_other) / (v - c_other), from the mean inner product of residuals of two
+    pictures of one person (c_same), of two people (c_other) and of a picture with itself (v):
+    0 when a person's pictures err independently, 1 when they all err alike.
+    Returns {"rho", "pairs_same", "pictures"}; `fitting.shared_prior_scale` uses rho."""
+    det = np.asarray(detections, np.float64)
+    tru = np.asarray(truth, np.float64)
+    person = np.asarray(person)
+    w = np.ones(68) if noise is None else 1.0 / np.asarray(noise, np.float64)
+    ref = tru[0]
+    for _ in range(3):
+        ref = np.mean([_similarity_onto(t, ref) for t in tru], axis=0)
+    iod = float(np.linalg.norm(ref[36] - ref[45]))
+    res = []
+    for d, t in zip(det, tru):
+        # the pose absorbs a similarity between detections and truth; then both go into one
+        # frame (the truth's onto the mean shape), so a person's error reads alike in every
+        # picture whatever its roll and size
+        t_on, d_on = _similarity_onto(t, ref, also=_similarity_onto(d, t))
+        res.append(((d_on - t_on) / iod * w[:, None]).reshape(-1))
+    r = np.stack(res)
+    r = r - r.mean(0)
+    gram = r @ r.T
+    same = person[:, None] == person[None, :]
+    off = ~np.eye(len(r), dtype=bool)
+    if not np.any(same & off) or not np.any(~same):
+        raise ValueError("shared_error_fraction needs two pictures of one person and pictures "
+                         "of two people")
+    v = float(np.mean(np.diag(gram)))
+    c_same = float(np.mean(gram[same & off]))
+    c_other = float(np.mean(gram[~same]))
+    return {"rho": (c_same - c_other) / (v - c_other), "pairs_same": int(np.sum(same & off) // 2),
+            "pictures": int(len(r))}

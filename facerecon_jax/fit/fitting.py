@@ -59,6 +59,7 @@ class FitConfig:
     report_every: int = 10           # progress callback every n steps (0: never)
     size: Optional[int] = None       # picture size the fit compares at (`at_fit_size`);
                                      # None: the camera's (the crop's own size)
+    shared_correlation: float = 0.0  # joint fit: rho of `shared_prior_scale`
 
     @classmethod
     def from_config(cls, c) -> "FitConfig":
@@ -73,7 +74,8 @@ class FitConfig:
         return cls(steps_landmark=c.steps_landmark, steps=c.steps, lr=c.lr, lr_pose=c.lr_pose,
                    weights=w, perceptual=c.perceptual, backend=c.backend,
                    expression=c.expression, shared=tuple(c.shared),
-                   size=_fit_size(int(c.get("fit_size", 0))))
+                   size=_fit_size(int(c.get("fit_size", 0))),
+                   shared_correlation=float(c.get("shared_correlation", 0.0)))
 
     @classmethod
     def default(cls, **changes) -> "FitConfig":
@@ -304,6 +306,23 @@ def reporting(fn: Optional[Callable[[str, int, int, float], None]]):
         _LISTENERS.remove(fn)
 
 
+def shared_prior_scale(n, correlation: float = 0.0) -> np.ndarray:
+    """Per picture of a joint fit, the share of the prior of the shared fields it carries,
+    for a person with n pictures: (1 + (n - 1) rho) / n, so the person's prior counts
+    1 + (n - 1) rho times in all.
+
+    Why: with n pictures whose landmark errors are independent, the prior is counted once
+    (rho = 0) and the identity leaves the mean face as the pictures add up. But the detector's
+    error on one face is partly the same in every picture of it (its bias for that face's
+    features); if a share rho of the error variance is common, n pictures carry the
+    information of n / (1 + (n - 1) rho) independent ones (the design effect of correlated
+    samples), and so does the landmark term's pull against the prior."""
+    n = np.asarray(n, np.float64)
+    if not 0.0 <= correlation <= 1.0:
+        raise ValueError(f"shared_correlation must be in [0, 1], got {correlation}")
+    return (1.0 + (n - 1.0) * correlation) / np.maximum(n, 1.0)
+
+
 def fit(model: FaceModel, layout: CoeffLayout, batch: Dict[str, jnp.ndarray],
         cfg: Optional[FitConfig] = None, init: Optional[jnp.ndarray] = None, embed_params=None,
         progress: Optional[Callable[[str, int, int, float, Optional[float]], None]] = None,
@@ -313,7 +332,8 @@ def fit(model: FaceModel, layout: CoeffLayout, batch: Dict[str, jnp.ndarray],
     `landmark_map`: a `landmark_embedding.LandmarkMap` for the detector's landmarks (None: the
     model's landmark vertices). `group` (B,) ints, with `cfg.shared`: images of one person
     share those fields (joint fit; their starting values are averaged over the group, and
-    the prior of the shared fields is counted once per group).
+    the prior of the shared fields is counted 1 + (n - 1) `cfg.shared_correlation` times per
+    group of n: `shared_prior_scale`).
 
     `progress(stage, step, n_steps, mean_loss, seconds_per_step)` is called every
     `cfg.report_every` steps; seconds_per_step is None until two reports of a stage have come
@@ -343,7 +363,9 @@ def fit(model: FaceModel, layout: CoeffLayout, batch: Dict[str, jnp.ndarray],
         mean = jax.ops.segment_sum(x, group, num_segments=b) / np.maximum(counts, 1)[:, None]
         x = jnp.where(cols, mean[group], x)
         batch = dict(batch, group=jnp.asarray(group, jnp.int32),
-                     shared_scale=jnp.asarray(1.0 / counts[group], jnp.float32))
+                     shared_scale=jnp.asarray(shared_prior_scale(counts[group],
+                                                                 cfg.shared_correlation),
+                                              jnp.float32))
     history = {}
     for spec in STAGES:
         n_steps = stage_steps(cfg, spec.name)
