@@ -38,6 +38,9 @@ def get_config():
     c.landmark_shape = 1.0         # share of the landmark gradient reaching identity and
                                    # expression (pose keeps all of it)
     c.landmark_expression = 1.0    # multiplies that share for expression alone
+    c.landmark_gain = 1.0          # share of a face's identity deviation the detector's points
+                                   # follow (dlib on the benchmark's heads: ~0.66,
+                                   # benchmarks/landmark_gain.py); 1: taken as exact
     c.prior_scale = 4.0            # multiplies the coefficient regulariser (paper: 1); dlib's
                                    # points scatter ~0.07 IOD, more than identity moves them,
                                    # so one photo's identity needs 4x the paper's shrinkage

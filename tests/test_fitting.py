@@ -194,9 +194,17 @@ def test_joint_prior_counts_pictures_by_their_shared_error(default_model):
     alike) they are worth one picture, so the identity is that of the picture fitted alone;
     with 0 (independent errors) the prior counts once for three pictures' evidence and the
     identity moves further from the mean face."""
-    m, lay, camera, batch = _two_people(default_model)
+    m = default_model.to_jax()
+    lay = coefficients.CoeffLayout.for_model(m, "mono")
+    camera = cam.Camera().scaled(48)
+    parts = lay.split(lay.zeros((4,)))
+    parts["id"] = jnp.asarray(np.random.default_rng(5).normal(size=(4, m.n_id)), jnp.float32)
+    parts["angles"] = jnp.asarray([[0, 0.25, 0]] * 4, jnp.float32)
+    lm = renderer.face_vertices(m, parts, camera)["landmarks"]
+    batch = fitting.prepare_batch(jnp.zeros((4, 48, 48, 3)), lm, jnp.ones((4, 48, 48)))
     copies = {k: v[np.array([0, 0, 0, 2])] for k, v in batch.items()}
-    cfg = fitting.FitConfig.default(steps_landmark=6, steps=4, perceptual=False, camera=camera,
+    # the landmark stage alone: the prior's count shows there, without compiling a renderer
+    cfg = fitting.FitConfig.default(steps_landmark=10, steps=0, perceptual=False, camera=camera,
                                     shared=("id", "tex"))
     alone, _ = fitting.fit(m, lay, batch, dataclasses.replace(cfg, shared=()))
     group = np.array([1, 1, 1, 2])

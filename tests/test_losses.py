@@ -120,6 +120,41 @@ def test_landmark_shape_scales_only_the_shapes_landmark_gradient(small_grid, rng
     np.testing.assert_allclose(g["angles"], g1["angles"], rtol=1e-5, atol=1e-9)
 
 
+def test_landmark_gain_compares_with_what_a_shrinking_detector_returns(small_grid, rng):
+    """A planted detector that follows g of a face's identity deviation (its points: g of the
+    face's landmarks plus 1 - g of the mean identity's, same pose and expression): with
+    lan_gain g the true face leaves no landmark error; taken as exact (gain 1), the points fit
+    the face shrunk to g of its identity instead."""
+    import dataclasses
+
+    from facerecon_jax.geometry import camera as cam
+    from facerecon_jax.geometry.coefficients import CoeffLayout
+    from facerecon_jax.render import renderer
+
+    model = small_grid.to_jax()
+    lay = CoeffLayout.for_model(model, "mono")
+    parts = lay.split(jnp.asarray(0.2 * rng.normal(size=(2, lay.size)), jnp.float32))
+    parts["id"] = parts["id"] * 8.0                   # faces well away from the mean
+    x = lay.join(parts)
+    g = 0.6
+    lm_face = renderer.face_vertices(model, parts, cam.Camera())["landmarks"]
+    lm_mean = renderer.face_vertices(model, dict(parts, id=0.0 * parts["id"]),
+                                     cam.Camera())["landmarks"]
+    batch = {"landmarks": g * lm_face + (1.0 - g) * lm_mean}
+
+    def lan(gain, x_):
+        w = dataclasses.replace(losses.LossWeights(coef=0.0), lan_gain=gain)
+        fn = losses.make_hybrid_loss(model, lay, camera=cam.Camera(), weights=w,
+                                     landmarks_only=True)
+        return np.asarray(fn(x_, batch)[1]["lan"])
+
+    shrunk = lay.join(dict(parts, id=g * parts["id"]))
+    exact_at_face = lan(1.0, x)
+    assert exact_at_face.min() > 1.0                    # px^2: the points are not the face's
+    np.testing.assert_allclose(lan(g, x), 0.0, atol=1e-6 * exact_at_face.max())
+    assert lan(1.0, shrunk).max() < 0.01 * exact_at_face.min()
+
+
 def test_supervised_coefficients_masks_shape_and_pose_parts(small_grid, rng):
     from facerecon_jax.geometry.coefficients import CoeffLayout
     lay = CoeffLayout.for_model(small_grid, "mono")

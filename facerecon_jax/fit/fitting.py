@@ -70,6 +70,7 @@ class FitConfig:
                                 lan_nose_mouth=c.nose_mouth_weight,
                                 lan_contour=c.contour_weight, lan_shape=c.landmark_shape,
                                 lan_exp=c.get("landmark_expression", 1.0),
+                                lan_gain=c.get("landmark_gain", 1.0),
                                 lan_noise=landmark_noise(c.get("landmark_noise", "none")))
         return cls(steps_landmark=c.steps_landmark, steps=c.steps, lr=c.lr, lr_pose=c.lr_pose,
                    weights=w, perceptual=c.perceptual, backend=c.backend,
@@ -367,6 +368,9 @@ def fit(model: FaceModel, layout: CoeffLayout, batch: Dict[str, jnp.ndarray],
                                                                  cfg.shared_correlation),
                                               jnp.float32))
     history = {}
+    # the compiled stages do not depend on shared_correlation (only the batch's shared_scale
+    # does): one compilation serves every value
+    stage_cfg = dataclasses.replace(cfg, shared_correlation=0.0)
     for spec in STAGES:
         n_steps = stage_steps(cfg, spec.name)
         if n_steps <= 0:
@@ -385,8 +389,8 @@ def fit(model: FaceModel, layout: CoeffLayout, batch: Dict[str, jnp.ndarray],
                 progress(stage, step, n, loss, sps)
         t0 = time.perf_counter()
         with reporting(listener):
-            x, terms = fit_stage(model, ep, landmark_map, x, batch, layout=layout, cfg=cfg,
-                                 stage=spec.name)
+            x, terms = fit_stage(model, ep, landmark_map, x, batch, layout=layout,
+                                 cfg=stage_cfg, stage=spec.name)
             terms = jax.device_get(terms)
         history[spec.name] = {k: np.asarray(v) for k, v in terms.items()}
         history[spec.name + "_seconds"] = time.perf_counter() - t0

@@ -39,6 +39,10 @@ class LossWeights:
                                   # and expression (the value is unchanged; pose keeps all of
                                   # it: the landmarks place the head, the dense terms the shape)
     lan_exp: float = 1.0          # multiplies that share for expression alone
+    lan_gain: float = 1.0         # the detector's gain on identity: its points follow this share
+                                  # of a face's deviation from the mean face, so they are
+                                  # compared with the model's landmarks moved only that far
+                                  # from the mean identity's (same pose and expression)
 
     @classmethod
     def paper(cls) -> "LossWeights":
@@ -195,8 +199,14 @@ def make_hybrid_loss(model, layout, *, camera, weights: LossWeights = LossWeight
             damp = {k: s * parts[k] + (1.0 - s) * jax.lax.stop_gradient(parts[k])
                     for k, s in share.items()}
             screen = renderer.screen_vertices(model, dict(parts, **damp), camera)[3]
-        lm = screen[..., model.landmarks, :2] if landmark_map is None else landmark_map.project(
-            screen, parts["angles"])
+        def landmarks_of(scr):
+            return (scr[..., model.landmarks, :2] if landmark_map is None
+                    else landmark_map.project(scr, parts["angles"]))
+        lm = landmarks_of(screen)
+        if w.lan_gain != 1.0:                       # what the detector would return
+            mean_id = dict(parts, id=jnp.zeros_like(parts["id"]))
+            lm = w.lan_gain * lm + (1.0 - w.lan_gain) * landmarks_of(
+                renderer.screen_vertices(model, mean_id, camera)[3])
         terms = {"lan": landmark(lm, batch["landmarks"], lan_w),
                  "coef": coefficient_reg(parts, w, batch.get("shared_scale"))}
         if not landmarks_only:
