@@ -233,7 +233,7 @@ def icp_similarity(src_vertices, dst_points, init: Optional[Similarity] = None,
         tree = cKDTree(src)
 
         def partners(q):                          # q: dst points in the src frame
-            return src[tree.query(q)[1]]
+            return src[tree.query(q, workers=-1)[1]]
     else:
         src_v, src_f = _mesh_arrays(src, src_faces)
 
