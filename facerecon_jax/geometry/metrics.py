@@ -132,7 +132,7 @@ def closest_points(points, vertices, faces) -> Tuple[np.ndarray, np.ndarray]:
     """The exact closest point on a triangle mesh to each of ``points`` (N, 3): (closest (N, 3),
     face ids (N,) int). libigl's AABB-tree query; where the closest point lies on an edge or a
     vertex shared by several triangles, any one of them is returned."""
-    import igl  # noqa: PLC0415  (only the metrics need it)
+    import igl  # noqa: PLC0415  (a large extension: loaded when first used)
 
     vertices, faces = _mesh_arrays(vertices, faces)
     points = np.ascontiguousarray(points, np.float64).reshape(-1, 3)
