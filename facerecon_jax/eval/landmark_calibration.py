@@ -113,6 +113,15 @@ def _similarity_onto(points: np.ndarray, ref: np.ndarray, also=None):
     return moved, metrics.apply_similarity(lift(np.asarray(also, np.float64)), *sim)[:, :2]
 
 
+def _procrustes_mean(shapes: np.ndarray, iterations: int = 3) -> np.ndarray:
+    """(68, 2) mean of `shapes` (N, 68, 2), each moved onto the current mean by a similarity,
+    started from the first shape."""
+    ref = shapes[0]
+    for _ in range(iterations):
+        ref = np.mean([_similarity_onto(s, ref) for s in shapes], axis=0)
+    return ref
+
+
 def detector_gain(detections, truth, points=slice(None), iterations: int = 3) -> dict:
     """How much of a face's true landmark deviation the detector's points carry.
 
@@ -125,9 +134,7 @@ def detector_gain(detections, truth, points=slice(None), iterations: int = 3) ->
     (outer eye corners) of the mean shape, over the points `points`."""
     det = np.asarray(detections, np.float64)
     tru = np.asarray(truth, np.float64)
-    ref = tru[0]
-    for _ in range(iterations):
-        ref = np.mean([_similarity_onto(t, ref) for t in tru], axis=0)
+    ref = _procrustes_mean(tru, iterations)
     t = np.stack([_similarity_onto(x, ref) for x in tru])[:, points]
     d = np.stack([_similarity_onto(x, ref) for x in det])[:, points]
     dt = (t - t.mean(0)).reshape(len(t), -1)
@@ -159,9 +166,7 @@ def shared_error_fraction(detections, truth, person, noise=None) -> dict:
     tru = np.asarray(truth, np.float64)
     person = np.asarray(person)
     w = np.ones(68) if noise is None else 1.0 / np.asarray(noise, np.float64)
-    ref = tru[0]
-    for _ in range(3):
-        ref = np.mean([_similarity_onto(t, ref) for t in tru], axis=0)
+    ref = _procrustes_mean(tru)
     iod = float(np.linalg.norm(ref[36] - ref[45]))
     res = []
     for d, t in zip(det, tru):
