@@ -51,6 +51,7 @@ def get_config():
         "jaw contour 1/4": {"contour_weight": 0.25},
         "landmark noise none (the paper's per-point weights)": {"landmark_noise": "none"},
         "learned landmark embedding": {"landmark_map": "learned"},
+        "landmark vertices without dlib's calibrated offsets": {"landmark_map": "model"},
         "landmark gain 2/3 (dlib's slope on these heads)": {"landmark_gain": 0.66},
         "hybrid 200 steps at lr 2e-2 (the paper's schedule)": {"steps": 200, "lr": 0.02},
         "mono light": {"light": "mono"},

@@ -49,8 +49,10 @@ def get_config():
                                    # (landmark_embedding.detector_noise: the jaw contour ~1/5
                                    # of an inner point); "none": the paper's weights
     c.contour_weight = 1.0         # per-landmark weight of the 17 jaw-contour points
-    c.landmark_map = "model"       # "model": the face model's landmark vertices; "learned":
-                                   # the shipped embedding of dlib's points (landmark_embedding)
+    c.landmark_map = "calibrated"  # "calibrated": the model's landmark vertices and the shipped
+                                   # 3D offset of dlib's points from each (landmark_embedding;
+                                   # other models: their vertices); "model": the vertices
+                                   # alone; "learned": the shipped embedding (other vertices)
     c.shared = ()                  # joint fits: fields one value per person (e.g. ("id", "tex"))
     c.shared_correlation = 0.0     # joint fits: the share of the detector's landmark error that
                                    # one person's pictures have in common (rho); the prior of

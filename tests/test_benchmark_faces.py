@@ -81,6 +81,14 @@ def test_pictures_show_the_face_where_the_landmarks_are(head):
         # screen holds the face area's projected vertices: the landmarks are among them
         np.testing.assert_allclose(pics["screen"][i][head.landmarks, :2], pics["landmarks"][i],
                                    atol=1e-4)
+        # and undone, they are the head's landmark vertices posed by the view's rotation and
+        # translation (R = Rz Ry Rx, here with no roll)
+        (cx, cy), (sx, sy) = np.cos(views["angles"][i, :2]), np.sin(views["angles"][i, :2])
+        rot = (np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+               @ np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]]))
+        posed = bf.person_neutral(head, person)[head.landmarks] @ rot.T + views["trans"][i]
+        np.testing.assert_allclose(bf.world_points(pics["screen"][i][head.landmarks], size),
+                                   posed, atol=2e-4)
     # the eyes are drawn (dark pupils between the eye corners), not holes onto the background
     lm = pics["landmarks"][0]
     centre = np.round(lm[36:42].mean(0)).astype(int)

@@ -2,6 +2,7 @@
 yaw, and the shipped map belongs to the default model only."""
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from facerecon_jax.fit import landmark_embedding as le
 
@@ -68,10 +69,14 @@ def test_map_vertices_follow_the_yaw():
     for b in range(3):
         np.testing.assert_array_equal(v[b, :17], np.arange(17) + 17 * b)
         np.testing.assert_array_equal(v[b, 17:], np.arange(17, 68) + 100)
-    screen = jnp.asarray(np.random.default_rng(0).normal(size=(3, 200, 3)))
-    np.testing.assert_allclose(np.asarray(m.project(screen, angles)),
-                               np.take_along_axis(np.asarray(screen)[..., :2], v[..., None],
-                                                  axis=1))
+    # without offsets a landmark is its vertex's projection
+    from facerecon_jax.geometry import camera as cam
+    posed = jnp.asarray(np.random.default_rng(0).normal(size=(3, 200, 3)), jnp.float32)
+    screen = np.asarray(cam.to_screen(posed, cam.Camera()))
+    rot = cam.euler_rotation(angles)
+    np.testing.assert_allclose(np.asarray(m.locate(posed, rot, angles, cam.Camera())),
+                               np.take_along_axis(screen[..., :2], v[..., None], axis=1),
+                               rtol=1e-5)
 
 
 def test_shipped_map_is_for_the_default_model_only(default_model, small_grid):
@@ -84,3 +89,60 @@ def test_shipped_map_is_for_the_default_model_only(default_model, small_grid):
     np.testing.assert_array_equal(np.asarray(back.contour), np.asarray(m.contour))
     np.testing.assert_allclose(np.asarray(back.yaw_edges), np.asarray(m.yaw_edges), atol=1e-6)
     assert info == {"n": 1}
+
+
+def test_learn_offsets_recovers_planted_offsets(rng):
+    """Heads posed at yaws over +-50 degrees, the detector's point k at a planted 3D offset from
+    landmark vertex k in the head's frame (the contour's by yaw bin), pixel noise on top, and a
+    few failed detections far away: `learn_offsets` finds the offsets (depth included, which
+    only the turning heads reveal) and the residual falls to the noise."""
+    from facerecon_jax.geometry import camera as cam
+
+    n = 480
+    camera = cam.Camera(focal=1015.0, cx=150.0, cy=150.0, width=300, height=300)
+    face = rng.uniform(-0.5, 0.5, (68, 3)) * [1.0, 1.2, 0.3]
+    face[36], face[45] = [-0.45, 0.3, 0.0], [0.45, 0.3, 0.0]
+    edges = np.radians([-20.0, 20.0])
+    off = rng.normal(0, 0.03, (68, 3))
+    contour_off = rng.normal(0, 0.03, (3, 17, 3))
+    angles = np.radians(np.stack([rng.uniform(-10, 10, n), rng.uniform(-50, 50, n),
+                                  rng.uniform(-8, 8, n)], 1))
+    rot = np.asarray(cam.euler_rotation(jnp.asarray(angles)), np.float64)
+    trans = np.stack([rng.uniform(-0.1, 0.1, n), rng.uniform(-0.1, 0.1, n),
+                      rng.uniform(-0.5, 0.5, n)], 1)
+    world = np.einsum("nij,kj->nki", rot, face) + trans[:, None]
+    bins = np.searchsorted(edges, angles[:, 1])
+    moved = np.broadcast_to(off, (n, 68, 3)).copy()
+    moved[:, :17] = contour_off[bins]
+    det = np.asarray(cam.to_screen(jnp.asarray(world + np.einsum("nij,nkj->nki", rot, moved)),
+                                   camera))[..., :2]
+    det = det + rng.normal(0, 0.5, det.shape)
+    det[:5, 50] += 200.0                               # failed detections
+    out = le.learn_offsets(det, world, rot, camera, angles[:, 1], edges, prior_sd=0.05,
+                           noise_px=0.5)
+    np.testing.assert_allclose(out["offset"][17:], off[17:], atol=0.004)
+    # a yaw bin sees depth and sideways offsets through nearly one direction: less exact
+    np.testing.assert_allclose(out["contour_offset"], contour_off, atol=0.008)
+    np.testing.assert_allclose(out["offset"][:17], out["contour_offset"][1])  # frontal bin
+    assert np.mean(out["after"]) < 0.3 * np.mean(out["before"])
+    assert np.max(out["after"]) < 0.01                  # 0.5 px noise over ~95 px IOD
+
+
+def test_shipped_offsets_are_for_the_default_model_only(default_model, small_grid):
+    """The shipped offsets map: the default model's own landmark vertices, offsets of a few mm
+    (a face's landmarks, not a wrong file), and a round trip through its JSON."""
+    m = le.for_model(default_model, le.OFFSETS_FILE)
+    assert m is not None and m.offset.shape == (68, 3)
+    np.testing.assert_array_equal(np.asarray(m.static), np.asarray(default_model.landmarks))
+    assert m.contour_offset.shape == (len(m.yaw_edges) + 1, 17, 3)
+    mm = 100 * np.linalg.norm(np.asarray(m.offset), axis=-1)
+    assert 1.0 < np.median(mm) < 20.0 and mm.max() < 40.0
+    assert le.for_model(small_grid, le.OFFSETS_FILE) is None
+    from facerecon_jax.fit import fitting
+    assert fitting.landmark_map_for(default_model, "calibrated").offset is not None
+    assert fitting.landmark_map_for(default_model, "learned").offset is None
+    with pytest.raises(ValueError, match="'calibrated'"):
+        fitting.landmark_map_for(default_model, "offsets")
+    back, _ = le.from_json(le.to_json(m, {}))
+    np.testing.assert_allclose(np.asarray(back.contour_offset), np.asarray(m.contour_offset),
+                               atol=1e-6)

@@ -197,3 +197,53 @@ def test_calibrated_landmark_noise_weights_by_inverse_variance():
     assert fitting.landmark_noise("none") == ()
     with pytest.raises(ValueError, match="landmark_noise"):
         fitting.landmark_noise("dlib")
+
+
+def test_calibrated_map_places_the_detectors_points_off_the_vertices(small_grid, rng):
+    """A planted detector whose points sit at a fixed 3D offset from the model's landmark
+    vertices in the head's frame (the contour's by yaw bin), computed here by rotating the
+    offset with numpy: with the map carrying those offsets the true face leaves no landmark
+    error; with the plain landmark vertices it does."""
+    from facerecon_jax.fit import landmark_embedding as le
+    from facerecon_jax.geometry import camera as cam
+    from facerecon_jax.geometry.coefficients import CoeffLayout
+    from facerecon_jax.render import renderer
+
+    model = small_grid.to_jax()
+    lay = CoeffLayout.for_model(model, "mono")
+    parts = lay.split(jnp.asarray(0.2 * rng.normal(size=(2, lay.size)), jnp.float32))
+    parts["angles"] = jnp.asarray([[0.1, -0.5, 0.05], [-0.1, 0.4, -0.05]], jnp.float32)
+    x = lay.join(parts)
+    edges = np.radians([0.0])                        # the two faces fall in different bins
+    lm = np.asarray(model.landmarks)
+    off = rng.normal(0, 0.04, (68, 3))
+    contour_off = rng.normal(0, 0.04, (2, 17, 3))
+    lmap = le.LandmarkMap(static=jnp.asarray(lm), contour=jnp.asarray(np.tile(lm[:17], (2, 1))),
+                          yaw_edges=jnp.asarray(edges, jnp.float32),
+                          offset=jnp.asarray(off, jnp.float32),
+                          contour_offset=jnp.asarray(contour_off, jnp.float32))
+    posed = np.asarray(renderer.face_vertices(model, parts, cam.Camera())["posed"], np.float64)
+    det = []
+    for b in range(2):
+        a = np.asarray(parts["angles"][b], np.float64)
+        (cx, cy, cz), (sx, sy, sz) = np.cos(a), np.sin(a)
+        rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+        ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+        rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+        o = off.copy()
+        o[:17] = contour_off[0 if a[1] < 0 else 1]
+        p = posed[b, lm] + o @ (rz @ ry @ rx).T
+        c = cam.Camera()
+        zc = c.distance - p[:, 2]
+        det.append(np.stack([c.focal * p[:, 0] / zc + c.cx,
+                             c.height - 1 - (c.focal * p[:, 1] / zc + c.cy)], 1))
+    batch = {"landmarks": jnp.asarray(np.stack(det), jnp.float32)}
+
+    def lan(m):
+        fn = losses.make_hybrid_loss(model, lay, camera=cam.Camera(),
+                                     weights=losses.LossWeights(coef=0.0), landmarks_only=True,
+                                     landmark_map=m)
+        return np.asarray(fn(x, batch)[1]["lan"])
+    on_vertices = lan(None)
+    assert on_vertices.min() > 1.0                     # px^2: the offsets move the points
+    np.testing.assert_allclose(lan(lmap), 0.0, atol=1e-5 * on_vertices.max())

@@ -254,6 +254,23 @@ def sample_expression(head: Head, rng: np.random.Generator, neutral: bool) -> np
     return exp
 
 
+def picture_camera(size: int):
+    """The camera of `render_pictures`: f = 1015 px at distance 10 (the default model's),
+    principal point at the centre of a `size` x `size` picture."""
+    from facerecon_jax.geometry import camera as cam  # noqa: PLC0415
+    return cam.Camera(focal=1015.0, cx=size / 2, cy=size / 2, width=size, height=size)
+
+
+def world_points(screen: np.ndarray, size: int) -> np.ndarray:
+    """(..., 3) world points (the heads' frame of `render_pictures`) of screen points (..., 3)
+    as it returns them (x, y down, z_cam) in a `size` picture: `camera.to_screen` undone."""
+    from facerecon_jax.geometry import camera as cam  # noqa: PLC0415
+    screen = np.asarray(screen, np.float64)
+    uvz = np.concatenate([np.asarray(cam.image_to_yup(screen[..., :2], size)), screen[..., 2:]],
+                         -1)
+    return np.asarray(cam.unproject(uvz, picture_camera(size)))
+
+
 def render_pictures(head: Head, person: Person, views: Dict[str, np.ndarray], size: int,
                     rng: np.random.Generator, occlusion_prob: float = 0.0,
                     blur: float = 0.7, noise: float = 0.015) -> Dict[str, np.ndarray]:
@@ -267,7 +284,6 @@ def render_pictures(head: Head, person: Person, views: Dict[str, np.ndarray], si
     import cv2  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
-    from facerecon_jax.geometry import camera as cam  # noqa: PLC0415
     from facerecon_jax.render import renderer  # noqa: PLC0415
     from facerecon_jax.training import synthetic  # noqa: PLC0415
     from facerecon_jax.geometry.coefficients import CoeffLayout  # noqa: PLC0415
@@ -278,7 +294,7 @@ def render_pictures(head: Head, person: Person, views: Dict[str, np.ndarray], si
     x = layout.join({"exp": jnp.asarray(views["exp"]), "angles": jnp.asarray(views["angles"]),
                      "gamma": jnp.asarray(views["gamma"]), "trans": jnp.asarray(views["trans"]),
                      "id": jnp.zeros((n, 1)), "tex": jnp.zeros((n, 1))})
-    camera = cam.Camera(focal=1015.0, cx=size / 2, cy=size / 2, width=size, height=size)
+    camera = picture_camera(size)
     out = renderer.render_jit(m, x, layout, renderer.RenderConfig(camera=camera),
                               jnp.asarray(views["background"], jnp.float32))
     images = np.clip(np.asarray(out["image"]), 0, 1)

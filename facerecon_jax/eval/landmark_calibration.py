@@ -1,5 +1,6 @@
-"""Calibrating the learned landmark embedding: pictures of known 3D shape, the detector on them,
-and the map learnt from both (`landmark_embedding.learn_map`), written where the package ships it.
+"""Calibrating the landmark embeddings: pictures of known 3D shape, the detector on them, and
+what is learnt from both (`landmark_embedding.learn_map`: other vertices; `learn_offsets`: 3D
+offsets from the model's own), written where the package ships it.
 
 This sits with the evaluation because its pictures are the benchmark's heads (`benchmark_faces`,
 with seeds apart from the evaluation's); the map itself and its use in fitting live in
@@ -7,28 +8,35 @@ with seeds apart from the evaluation's); the map itself and its use in fitting l
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Sequence
 
 import jax.numpy as jnp
 import numpy as np
 
-from facerecon_jax.fit.landmark_embedding import LandmarkMap, learn_map, to_json, visible_vertices
+from facerecon_jax.fit.landmark_embedding import (LandmarkMap, learn_map, learn_offsets, to_json,
+                                                  visible_vertices)
 
 
 def calibration_pictures(n_people: int, views: int, seed: int, size: int = 300,
-                         max_yaw_deg: float = 50.0, progress=None) -> Dict[str, np.ndarray]:
+                         max_yaw_deg: float = 50.0, progress=None,
+                         conditions: Sequence[str] = ("indoor",)) -> Dict[str, np.ndarray]:
     """Pictures of known 3D shape and what the detector finds on them. Returns detections
-    (N, 68, 2), screen (N, 6706, 2), visible (N, 6706), yaw (N,) for the pictures where a
-    face was found, and the number of misses."""
+    (N, 68, 2), screen (N, 6706, 2), visible (N, 6706), yaw (N,), landmarks_world (N, 68, 3)
+    (the head's landmark vertices posed in the world), rotation (N, 3, 3) for the pictures
+    where a face was found, the number of misses and the pictures' camera. Each picture's
+    light is drawn from one of `conditions` (`synthetic.CONDITIONS`, chosen at random when
+    there are several)."""
     from facerecon_jax.eval import benchmark_faces  # noqa: PLC0415
+    from facerecon_jax.geometry import camera as cam  # noqa: PLC0415
     from facerecon_jax.photo import detection  # noqa: PLC0415
     from facerecon_jax.training import synthetic  # noqa: PLC0415
 
     head = benchmark_faces.load_head()
     rng = np.random.default_rng([seed, 0xCA1])
     det = detection.FaceDetector()
-    cond = synthetic.CONDITIONS["indoor"]
-    out = {"detections": [], "screen": [], "visible": [], "yaw": []}
+    camera = benchmark_faces.picture_camera(size)
+    out = {"detections": [], "screen": [], "visible": [], "yaw": [], "landmarks_world": [],
+           "rotation": []}
     misses = 0
     for _ in range(n_people):
         person = benchmark_faces.make_person(head, rng)
@@ -38,7 +46,8 @@ def calibration_pictures(n_people: int, views: int, seed: int, size: int = 300,
                              for _ in range(views)]),
             "angles": np.radians(np.stack([rng.uniform(-15, 15, views), yaw,
                                            rng.uniform(-8, 8, views)], 1)).astype(np.float32),
-            "gamma": np.stack([synthetic.sample_light(rng, cond, "rgb")
+            "gamma": np.stack([synthetic.sample_light(rng, synthetic.CONDITIONS[
+                conditions[0] if len(conditions) == 1 else rng.choice(conditions)], "rgb")
                                for _ in range(views)]).astype(np.float32),
             "trans": np.stack([rng.uniform(-0.1, 0.1, views), rng.uniform(-0.1, 0.1, views),
                                rng.uniform(-0.5, 0.5, views)], 1).astype(np.float32),
@@ -56,10 +65,14 @@ def calibration_pictures(n_people: int, views: int, seed: int, size: int = 300,
             out["visible"].append(visible_vertices(pics["screen"][i], pics["depth"][i],
                                                    benchmark_faces.SCAN_VERTICES))
             out["yaw"].append(views_["angles"][i, 1])
+            out["landmarks_world"].append(benchmark_faces.world_points(
+                pics["screen"][i, head.landmarks], size))
+            out["rotation"].append(np.asarray(cam.euler_rotation(views_["angles"][i])))
         if progress is not None:
             progress(views)
     res = {k: np.stack(v) for k, v in out.items()}
     res["misses"] = misses
+    res["camera"] = camera
     return res
 
 
@@ -92,6 +105,51 @@ def calibrate_to_file(path, n_people: int = 40, views: int = 12, seed: int = 313
             "contour_residual": np.round(np.nan_to_num(res["contour_residual"], nan=-1),
                                          4).tolist(),
             "made_by": "python -m launch.calibrate_landmarks", "summary": summary}
+    export.write_text(path, to_json(m, info))
+    info["summary"] = summary
+    return info
+
+
+def calibrate_offsets_to_file(path, n_people: int = 40, views: int = 12, seed: int = 31337,
+                              bin_degrees: float = 10.0, max_yaw_deg: float = 50.0,
+                              conditions: Sequence[str] = ("cooperative", "indoor", "outdoor")
+                              ) -> dict:
+    """Learn where the detector's points sit relative to the default model's own landmark
+    vertices (`landmark_embedding.learn_offsets`: a 3D offset in the head's frame per landmark,
+    per yaw bin on the jaw contour) on pictures of every condition, and write the map
+    (atomically) to `path`: the model's landmark vertices with those offsets."""
+    from facerecon_jax.io import export, progress  # noqa: PLC0415
+    from facerecon_jax.models import ict_model  # noqa: PLC0415
+
+    model = ict_model.load_default()
+    bar = progress.Progress(n_people * views, unit="picture")
+    pics = calibration_pictures(n_people, views, seed, max_yaw_deg=max_yaw_deg,
+                                progress=bar.update, conditions=conditions)
+    bar.close()
+    edges = np.radians(np.arange(-max_yaw_deg + bin_degrees, max_yaw_deg, bin_degrees))
+    res = learn_offsets(pics["detections"], pics["landmarks_world"], pics["rotation"],
+                        pics["camera"], pics["yaw"], edges)
+    lm = np.asarray(model.landmarks, np.int32)
+    m = LandmarkMap(static=jnp.asarray(lm), contour=jnp.asarray(np.tile(lm[:17], (len(edges) + 1,
+                                                                               1))),
+                    yaw_edges=jnp.asarray(edges, jnp.float32),
+                    offset=jnp.asarray(res["offset"], jnp.float32),
+                    contour_offset=jnp.asarray(res["contour_offset"], jnp.float32))
+    summary = (f"{len(pics['yaw'])} pictures ({pics['misses']} without a detected face); RMS "
+               f"distance of dlib's points from the model's landmarks (inter-ocular units), "
+               f"inner {np.mean(res['before'][17:]):.3f} -> {np.mean(res['after'][17:]):.3f}, "
+               f"contour {np.mean(res['before'][:17]):.3f} -> {np.mean(res['after'][:17]):.3f}"
+               f"; mean offset {100 * np.mean(np.linalg.norm(res['offset'], axis=1)):.1f} mm")
+    info = {"model": model.info.get("name"), "n_vertices": model.n_vertices,
+            "model_landmarks": lm.tolist(),
+            "detector": "dlib HOG / MMOD CNN + shape_predictor_68_face_landmarks "
+                        "(facerecon_jax.photo.detection.FaceDetector)",
+            "pictures": int(len(pics["yaw"])), "misses": int(pics["misses"]), "seed": seed,
+            "n_people": n_people, "views": views, "max_yaw_deg": max_yaw_deg,
+            "conditions": list(conditions), "offset_units": "decimetres (the model's units)",
+            "rms_before": np.round(res["before"], 4).tolist(),
+            "rms_after": np.round(res["after"], 4).tolist(),
+            "made_by": "python -m launch.calibrate_landmarks --kind offsets", "summary": summary}
     export.write_text(path, to_json(m, info))
     info["summary"] = summary
     return info

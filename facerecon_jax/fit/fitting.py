@@ -113,14 +113,18 @@ def landmark_noise(name: str) -> tuple:
 
 
 def landmark_map_for(model: FaceModel, name: str):
-    """The landmark embedding a config names: "model" (None: the model's landmark vertices) or
-    "learned" (the shipped embedding of dlib's points; None for models it was not made for)."""
+    """The landmark embedding a config names: "model" (None: the model's landmark vertices),
+    "learned" (the shipped embedding of dlib's points: other vertices, the contour's by yaw) or
+    "calibrated" (the model's landmark vertices and the shipped 3D offset of each of dlib's
+    points from them, the contour's by yaw); both are None for models they were not made for."""
     from facerecon_jax.fit import landmark_embedding  # noqa: PLC0415
     if name == "model":
         return None
     if name == "learned":
         return landmark_embedding.for_model(model)
-    raise ValueError(f"landmark_map must be 'model' or 'learned', got {name!r}")
+    if name == "calibrated":
+        return landmark_embedding.for_model(model, landmark_embedding.OFFSETS_FILE)
+    raise ValueError(f"landmark_map must be 'model', 'learned' or 'calibrated', got {name!r}")
 
 
 def _fit_size(size: int) -> Optional[int]:

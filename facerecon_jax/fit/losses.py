@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from facerecon_jax.geometry import camera as cam
+
 NOSE_AND_INNER_MOUTH = tuple(range(28, 31)) + tuple(range(60, 68))   # 0-based, weight 20
 
 
@@ -193,20 +195,22 @@ def make_hybrid_loss(model, layout, *, camera, weights: LossWeights = LossWeight
     def loss(x, batch):
         parts = layout.split(x)
         verts = renderer.face_vertices(model, parts, camera)
-        screen = verts["screen"]
+        posed, rot = verts["posed"], verts["rotation"]
         if w.lan_shape != 1.0 or w.lan_exp != 1.0:  # same landmark positions; the shape's
             share = {"id": w.lan_shape, "exp": w.lan_shape * w.lan_exp}  # gradient scaled
             damp = {k: s * parts[k] + (1.0 - s) * jax.lax.stop_gradient(parts[k])
                     for k, s in share.items()}
-            screen = renderer.screen_vertices(model, dict(parts, **damp), camera)[3]
-        def landmarks_of(scr):
-            return (scr[..., model.landmarks, :2] if landmark_map is None
-                    else landmark_map.project(scr, parts["angles"]))
-        lm = landmarks_of(screen)
+            _, rot, posed, _ = renderer.screen_vertices(model, dict(parts, **damp), camera)
+
+        def landmarks_of(posed_, rot_):
+            if landmark_map is None:
+                return cam.to_screen(posed_[..., model.landmarks, :], camera)[..., :2]
+            return landmark_map.locate(posed_, rot_, parts["angles"], camera)
+        lm = landmarks_of(posed, rot)
         if w.lan_gain != 1.0:                       # what the detector would return
             mean_id = dict(parts, id=jnp.zeros_like(parts["id"]))
-            lm = w.lan_gain * lm + (1.0 - w.lan_gain) * landmarks_of(
-                renderer.screen_vertices(model, mean_id, camera)[3])
+            _, rot_m, posed_m, _ = renderer.screen_vertices(model, mean_id, camera)
+            lm = w.lan_gain * lm + (1.0 - w.lan_gain) * landmarks_of(posed_m, rot_m)
         terms = {"lan": landmark(lm, batch["landmarks"], lan_w),
                  "coef": coefficient_reg(parts, w, batch.get("shared_scale"))}
         if not landmarks_only:

@@ -274,7 +274,7 @@ def reconstruct_sources(items: Iterable[tuple], model: FaceModel, layout: CoeffL
                 pathlib.Path(folder).mkdir(parents=True, exist_ok=True)
                 with _stage(times, "write"):
                     r = write_outputs(folder, face, model, layout, row, cfg, texture,
-                                      texture_size)
+                                      texture_size, landmark_map)
                 r["fit_seconds_per_face"] = secs / n
                 results.append(r)
             except OSError as e:
@@ -346,16 +346,19 @@ def reconstruct_people(people: Sequence[tuple], out_dir: pathlib.Path, model: Fa
         folder = out_dir / person
         folder.mkdir(parents=True, exist_ok=True)
         write_outputs(folder, f, model, layout, row, cfg, texture=texture,
-                      texture_size=texture_size)
+                      texture_size=texture_size, landmark_map=landmark_map)
         folders[person] = folder
     return folders, failures
 
 
 def write_outputs(out_dir: pathlib.Path, face: PreparedFace, model: FaceModel,
                   layout: CoeffLayout, x, cfg: fitting.FitConfig, texture: str = "albedo",
-                  texture_size: int = 1024) -> dict:
+                  texture_size: int = 1024, landmark_map=None) -> dict:
     """Every output file for one fitted face; returns a summary (paths, landmark error, texture
-    PSNR). `texture`: "albedo" or "photo" (`textured_face`), None for no texture files."""
+    PSNR). `texture`: "albedo" or "photo" (`textured_face`), None for no texture files.
+    `landmark_map`: the fit's (`fitting.fit`); the fitted 68 landmarks written, drawn and
+    compared with the detected ones are where it puts the detector's points on the fitted
+    face (None: the model's landmark vertices)."""
     out_dir = pathlib.Path(out_dir)
     m = model.to_jax()
     x = jnp.asarray(x)[None]
@@ -366,7 +369,9 @@ def write_outputs(out_dir: pathlib.Path, face: PreparedFace, model: FaceModel,
                                    background=jnp.asarray(crop)[None])
     render = np.asarray(out["colour"][0])
     alpha = np.asarray(out["mask"][0])
-    lm_fit_crop = np.asarray(verts["landmarks"][0], np.float64)
+    lm_fit_crop = np.asarray(verts["landmarks"][0] if landmark_map is None else
+                             landmark_map.locate(verts["posed"], verts["rotation"],
+                                                 parts["angles"], cfg.camera)[0], np.float64)
     lm_fit_image = alignment.crop_to_image(lm_fit_crop, face.align)
     base = out_dir / face.name
     posed = np.asarray(verts["posed"][0])

@@ -58,7 +58,7 @@ def face_vertices(model: FaceModel, parts: Dict[str, jnp.ndarray], camera: cam.C
     normals_posed = cam.rotate(normals, rot)
     colour = lighting.shade(albedo, normals_posed, parts["gamma"])
     return {"shape": shape, "albedo": albedo, "normals": normals_posed, "posed": posed,
-            "colour": colour, "screen": screen,
+            "rotation": rot, "colour": colour, "screen": screen,
             "landmarks": screen[..., model.landmarks, :2]}
 
 
