@@ -21,6 +21,13 @@ The result (`LandmarkMap`) is small (68 + 17 x bins vertex ids, the bin edges an
 spread of each landmark) and ships with the package (`data/`); `landmark_calibration` remakes
 it (`launch/calibrate_landmarks.py`). It is used by fitting when the face model is the one it
 was made for (`for_model`); other models (BFM) keep their own landmark vertices.
+
+The same map can instead keep the model's own vertices and carry, for each landmark, a 3D offset
+in the head's frame from the vertex to where the detector puts its point (per yaw bin on the
+contour; `learn_offsets`, least squares over calibration pictures): the default
+(`landmark_map="calibrated"`, `OFFSETS_FILE`). The offsets turn with the head, so they hold at
+any pose, and a point may sit off the surface (dlib's points lie behind it: as the head turns
+they move less than the face does).
 """
 from __future__ import annotations
 
@@ -187,7 +194,6 @@ def learn_map(detections: np.ndarray, screens: np.ndarray, visible: np.ndarray,
     static[:17] = contour[np.searchsorted(yaw_edges, 0.0)]
     return {"static": static.astype(np.int32), "contour": contour.astype(np.int32),
             "residual": resid, "contour_residual": contour_resid}
-
 
 
 def learn_offsets(detections: np.ndarray, world: np.ndarray, rotations: np.ndarray,
