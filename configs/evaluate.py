@@ -46,6 +46,7 @@ def get_config():
                                                      "landmark_expression": 4.0},
         "nose and inner mouth x20 (the paper's)": {"nose_mouth_weight": 20.0},
         "coefficient prior x1 (the paper's)": {"prior_scale": 1.0},
+        "coefficient prior x4 (the default before the calibrated offsets)": {"prior_scale": 4.0},
         "coefficient prior x8": {"prior_scale": 8.0},
         "jaw contour off": {"contour_weight": 0.0},
         "jaw contour 1/4": {"contour_weight": 0.25},

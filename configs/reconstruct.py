@@ -41,10 +41,12 @@ def get_config():
     c.landmark_gain = 1.0          # share of a face's identity deviation the detector's points
                                    # follow (dlib on the benchmark's heads: ~0.66,
                                    # benchmarks/landmark_gain.py); 1: taken as exact
-    c.prior_scale = 4.0            # multiplies the coefficient regulariser (paper: 1); dlib's
-                                   # points scatter ~0.07 IOD, more than identity moves them,
-                                   # so one photo's identity needs 4x the paper's shrinkage
-                                   # (a joint fit counts it once per person: docs/accuracy.md)
+    c.prior_scale = 3.0            # multiplies the coefficient regulariser (paper: 1); dlib's
+                                   # points scatter more than identity moves them, so one
+                                   # photo's identity needs more shrinkage than the paper's: x4
+                                   # against the model's vertices, x3 once the calibrated offsets
+                                   # take ~1/4 of the variance away (docs/accuracy.md 6, 15;
+                                   # a joint fit counts it once per person)
     c.landmark_noise = "calibrated"  # each dlib point weighted by 1 / its measured scatter^2
                                    # (landmark_embedding.detector_noise: the jaw contour ~1/5
                                    # of an inner point); "none": the paper's weights
