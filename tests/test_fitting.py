@@ -121,7 +121,9 @@ def test_scan_solver_equals_python_loop(default_model):
             totals.append(np.asarray(terms["total"]))
         x = carry[0]
         np.testing.assert_allclose(hist[stage]["total"], np.stack(totals), rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(x_scan), np.asarray(x), rtol=1e-4, atol=1e-5)
+    # float32 sums fused differently in the two programs; Adam's normalised step turns such
+    # differences on near-zero gradients into ~1e-5 moves (a missed or repeated step: ~lr)
+    np.testing.assert_allclose(np.asarray(x_scan), np.asarray(x), rtol=1e-4, atol=1e-4)
 
 
 def test_padding_does_not_change_the_fit(default_model):
