@@ -76,38 +76,51 @@ def calibration_pictures(n_people: int, views: int, seed: int, size: int = 300,
     return res
 
 
-def calibrate_to_file(path, n_people: int = 40, views: int = 12, seed: int = 31337,
-                      bin_degrees: float = 10.0, max_yaw_deg: float = 50.0) -> dict:
-    """Learn the map for the default face model and write it (atomically) to `path`."""
+def _calibrate(path, learn, n_people: int, views: int, seed: int, bin_degrees: float,
+               max_yaw_deg: float, conditions: Sequence[str], made_by: str) -> dict:
+    """The steps both calibrations share: the default model, the calibration pictures (with a
+    progress bar), the yaw bins; `learn(model, pics, edges)` -> (LandmarkMap, extra info,
+    summary of what it found); the map and its provenance written (atomically) to `path`."""
     from facerecon_jax.io import export, progress  # noqa: PLC0415
     from facerecon_jax.models import ict_model  # noqa: PLC0415
 
     model = ict_model.load_default()
     bar = progress.Progress(n_people * views, unit="picture")
     pics = calibration_pictures(n_people, views, seed, max_yaw_deg=max_yaw_deg,
-                                progress=bar.update)
+                                progress=bar.update, conditions=conditions)
     bar.close()
     edges = np.radians(np.arange(-max_yaw_deg + bin_degrees, max_yaw_deg, bin_degrees))
-    res = learn_map(pics["detections"], pics["screen"], pics["visible"], pics["yaw"],
-                    np.asarray(model.landmarks), np.asarray(model.mean_shape), edges)
-    m = LandmarkMap(static=jnp.asarray(res["static"]), contour=jnp.asarray(res["contour"]),
-                    yaw_edges=jnp.asarray(edges, jnp.float32))
-    summary = (f"{len(pics['yaw'])} pictures ({pics['misses']} without a detected face); mean "
-               f"capped residual (inter-ocular units): inner {res['residual'][17:].mean():.3f},"
-               f" contour {np.nanmean(res['contour_residual']):.3f}")
+    m, extra, found = learn(model, pics, edges)
+    summary = (f"{len(pics['yaw'])} pictures ({pics['misses']} without a detected face); "
+               + found)
     info = {"model": model.info.get("name"), "n_vertices": model.n_vertices,
             "model_landmarks": np.asarray(model.landmarks).tolist(),
             "detector": "dlib HOG / MMOD CNN + shape_predictor_68_face_landmarks "
                         "(facerecon_jax.photo.detection.FaceDetector)",
             "pictures": int(len(pics["yaw"])), "misses": int(pics["misses"]), "seed": seed,
             "n_people": n_people, "views": views, "max_yaw_deg": max_yaw_deg,
-            "residual": np.round(res["residual"], 4).tolist(),
-            "contour_residual": np.round(np.nan_to_num(res["contour_residual"], nan=-1),
-                                         4).tolist(),
-            "made_by": "python -m launch.calibrate_landmarks", "summary": summary}
+            **extra, "made_by": made_by, "summary": summary}
     export.write_text(path, to_json(m, info))
-    info["summary"] = summary
     return info
+
+
+def calibrate_to_file(path, n_people: int = 40, views: int = 12, seed: int = 31337,
+                      bin_degrees: float = 10.0, max_yaw_deg: float = 50.0) -> dict:
+    """Learn the map for the default face model (`learn_map`: other vertices) on pictures lit
+    as indoors and write it (atomically) to `path`."""
+    def learn(model, pics, edges):
+        res = learn_map(pics["detections"], pics["screen"], pics["visible"], pics["yaw"],
+                        np.asarray(model.landmarks), np.asarray(model.mean_shape), edges)
+        m = LandmarkMap(static=jnp.asarray(res["static"]), contour=jnp.asarray(res["contour"]),
+                        yaw_edges=jnp.asarray(edges, jnp.float32))
+        extra = {"residual": np.round(res["residual"], 4).tolist(),
+                 "contour_residual": np.round(np.nan_to_num(res["contour_residual"], nan=-1),
+                                              4).tolist()}
+        return m, extra, (f"mean capped residual (inter-ocular units): inner "
+                          f"{res['residual'][17:].mean():.3f}, contour "
+                          f"{np.nanmean(res['contour_residual']):.3f}")
+    return _calibrate(path, learn, n_people, views, seed, bin_degrees, max_yaw_deg,
+                      ("indoor",), "python -m launch.calibrate_landmarks")
 
 
 def calibrate_offsets_to_file(path, n_people: int = 40, views: int = 12, seed: int = 31337,
@@ -118,41 +131,27 @@ def calibrate_offsets_to_file(path, n_people: int = 40, views: int = 12, seed: i
     vertices (`landmark_embedding.learn_offsets`: a 3D offset in the head's frame per landmark,
     per yaw bin on the jaw contour) on pictures of every condition, and write the map
     (atomically) to `path`: the model's landmark vertices with those offsets."""
-    from facerecon_jax.io import export, progress  # noqa: PLC0415
-    from facerecon_jax.models import ict_model  # noqa: PLC0415
-
-    model = ict_model.load_default()
-    bar = progress.Progress(n_people * views, unit="picture")
-    pics = calibration_pictures(n_people, views, seed, max_yaw_deg=max_yaw_deg,
-                                progress=bar.update, conditions=conditions)
-    bar.close()
-    edges = np.radians(np.arange(-max_yaw_deg + bin_degrees, max_yaw_deg, bin_degrees))
-    res = learn_offsets(pics["detections"], pics["landmarks_world"], pics["rotation"],
-                        pics["camera"], pics["yaw"], edges)
-    lm = np.asarray(model.landmarks, np.int32)
-    m = LandmarkMap(static=jnp.asarray(lm), contour=jnp.asarray(np.tile(lm[:17], (len(edges) + 1,
-                                                                               1))),
-                    yaw_edges=jnp.asarray(edges, jnp.float32),
-                    offset=jnp.asarray(res["offset"], jnp.float32),
-                    contour_offset=jnp.asarray(res["contour_offset"], jnp.float32))
-    summary = (f"{len(pics['yaw'])} pictures ({pics['misses']} without a detected face); RMS "
-               f"distance of dlib's points from the model's landmarks (inter-ocular units), "
-               f"inner {np.mean(res['before'][17:]):.3f} -> {np.mean(res['after'][17:]):.3f}, "
-               f"contour {np.mean(res['before'][:17]):.3f} -> {np.mean(res['after'][:17]):.3f}"
-               f"; mean offset {100 * np.mean(np.linalg.norm(res['offset'], axis=1)):.1f} mm")
-    info = {"model": model.info.get("name"), "n_vertices": model.n_vertices,
-            "model_landmarks": lm.tolist(),
-            "detector": "dlib HOG / MMOD CNN + shape_predictor_68_face_landmarks "
-                        "(facerecon_jax.photo.detection.FaceDetector)",
-            "pictures": int(len(pics["yaw"])), "misses": int(pics["misses"]), "seed": seed,
-            "n_people": n_people, "views": views, "max_yaw_deg": max_yaw_deg,
-            "conditions": list(conditions), "offset_units": "decimetres (the model's units)",
-            "rms_before": np.round(res["before"], 4).tolist(),
-            "rms_after": np.round(res["after"], 4).tolist(),
-            "made_by": "python -m launch.calibrate_landmarks --kind offsets", "summary": summary}
-    export.write_text(path, to_json(m, info))
-    info["summary"] = summary
-    return info
+    def learn(model, pics, edges):
+        res = learn_offsets(pics["detections"], pics["landmarks_world"], pics["rotation"],
+                            pics["camera"], pics["yaw"], edges)
+        lm = np.asarray(model.landmarks, np.int32)
+        m = LandmarkMap(static=jnp.asarray(lm),
+                        contour=jnp.asarray(np.tile(lm[:17], (len(edges) + 1, 1))),
+                        yaw_edges=jnp.asarray(edges, jnp.float32),
+                        offset=jnp.asarray(res["offset"], jnp.float32),
+                        contour_offset=jnp.asarray(res["contour_offset"], jnp.float32))
+        extra = {"conditions": list(conditions),
+                 "offset_units": "decimetres (the model's units)",
+                 "rms_before": np.round(res["before"], 4).tolist(),
+                 "rms_after": np.round(res["after"], 4).tolist()}
+        b, f = res["before"], res["after"]
+        return m, extra, (f"RMS distance of dlib's points from the model's landmarks "
+                          f"(inter-ocular units), inner {np.mean(b[17:]):.3f} -> "
+                          f"{np.mean(f[17:]):.3f}, contour {np.mean(b[:17]):.3f} -> "
+                          f"{np.mean(f[:17]):.3f}; mean offset "
+                          f"{100 * np.mean(np.linalg.norm(res['offset'], axis=1)):.1f} mm")
+    return _calibrate(path, learn, n_people, views, seed, bin_degrees, max_yaw_deg, conditions,
+                      "python -m launch.calibrate_landmarks --kind offsets")
 
 
 def _similarity_onto(points: np.ndarray, ref: np.ndarray, also=None):
