@@ -51,6 +51,7 @@ def get_config():
         "jaw contour off": {"contour_weight": 0.0},
         "jaw contour 1/4": {"contour_weight": 0.25},
         "landmark noise none (the paper's per-point weights)": {"landmark_noise": "none"},
+        "landmark noise as dlib's error covariance": {"landmark_noise": "covariance"},
         "learned landmark embedding": {"landmark_map": "learned"},
         "landmark vertices without dlib's calibrated offsets": {"landmark_map": "model"},
         "landmark gain 2/3 (dlib's slope on these heads)": {"landmark_gain": 0.66},

@@ -49,7 +49,10 @@ def get_config():
                                    # a joint fit counts it once per person)
     c.landmark_noise = "calibrated"  # each dlib point weighted by 1 / its measured scatter^2
                                    # (landmark_embedding.detector_noise: the jaw contour ~1/5
-                                   # of an inner point); "none": the paper's weights
+                                   # of an inner point); "none": the paper's weights;
+                                   # "covariance": dlib's error covariance about the calibrated
+                                   # offsets (errors shared by the points count once; better
+                                   # on the benchmark, misaligns real photos: accuracy.md 16)
     c.contour_weight = 1.0         # per-landmark weight of the 17 jaw-contour points
     c.landmark_map = "calibrated"  # "calibrated": the model's landmark vertices and the shipped
                                    # 3D offset of dlib's points from each (landmark_embedding;

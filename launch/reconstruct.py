@@ -55,7 +55,8 @@ TOOL = cli.Tool("facerecon-reconstruct", __doc__, {
     "light": "rgb (27 SH coefficients) or mono (9, the paper's)",
     "perceptual": "the face-embedding loss term (off: faster)",
     "refine_steps": "hybrid steps of --mode refine (refine_steps_landmark: its landmark steps)",
-    "landmark_noise": "calibrated (each dlib point weighed by its measured scatter) or none",
+    "landmark_noise": "calibrated (each dlib point weighed by its measured scatter), "
+                      "covariance (dlib's calibrated error covariance) or none",
 })
 
 

@@ -276,3 +276,21 @@ def test_fitting_at_a_smaller_size(default_model):
         assert "112" in str(e) and "96 px" in str(e)
     else:
         raise AssertionError("a fit enlarged its pictures")
+
+
+def test_fit_with_the_detectors_error_covariance(default_model):
+    """`landmark_noise="covariance"` reaches the solver (a 136 x 136 weight matrix in the
+    static config): the landmark stage lowers the Mahalanobis term on a planted face, and the
+    value it reports is the one numpy computes from the fitted landmarks."""
+    m, lay, camera, batch = _tiny_problem(default_model)
+    base = fitting.FitConfig.default(steps_landmark=30, steps=0, perceptual=False,
+                                     camera=camera)
+    w = dataclasses.replace(base.weights, lan_noise=(), **fitting.landmark_noise("covariance"))
+    x, hist = fitting.fit(m, lay, batch, dataclasses.replace(base, weights=w))
+    lan = hist["landmarks"]["lan"]
+    assert np.all(lan[-1] < 0.5 * lan[0]), lan[-1] / lan[0]
+    q = renderer.face_vertices(m, lay.split(x), camera)["landmarks"]
+    r = np.asarray(q - batch["landmarks"], np.float64).reshape(len(x), -1)
+    p = losses.landmark_precision(np.reshape(w.lan_covariance, (136, 136)), w.lan_contour,
+                                  w.lan_nose_mouth)
+    np.testing.assert_allclose(np.einsum("bi,ij,bj->b", r, p, r) / 68, lan[-1], rtol=0.02)

@@ -1,5 +1,7 @@
 """Learned landmark embedding: planted correspondences are recovered, the map picks vertices by
 yaw, and the shipped map belongs to the default model only."""
+import json
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -128,6 +130,23 @@ def test_learn_offsets_recovers_planted_offsets(rng):
     assert np.max(out["after"]) < 0.01                  # 0.5 px noise over ~95 px IOD
 
 
+def test_error_covariance_recovers_a_planted_covariance(rng):
+    """Residuals drawn from a known covariance (a shared shift of every point on top of
+    independent scatter): the estimate is that covariance moved `shrink` of the way towards
+    its diagonal; a failed point counts as an error of the cap's length, not its own."""
+    shift = np.tile([0.0, 1.0], 68)
+    cov = np.diag(rng.uniform(0.02, 0.06, 136) ** 2) + 0.03 ** 2 * np.outer(shift, shift)
+    r = rng.multivariate_normal(np.zeros(136), cov, 40000).reshape(-1, 68, 2)
+    est = le.error_covariance(r, cap=10.0, shrink=0.2)
+    expect = 0.8 * cov + 0.2 * np.diag(np.diag(cov))
+    assert np.abs(est - expect).max() < 0.06 * np.abs(cov).max()
+    failed = np.zeros((2, 68, 2))
+    failed[0, 5] = [3.0, 4.0]                            # 5 IOD away: counted as 0.3
+    est = le.error_covariance(failed, cap=0.3, shrink=0.0)
+    np.testing.assert_allclose(est[10:12, 10:12], np.outer([0.18, 0.24], [0.18, 0.24]) / 2)
+    assert np.count_nonzero(est) == 4
+
+
 def test_shipped_offsets_are_for_the_default_model_only(default_model, small_grid):
     """The shipped offsets map: the default model's own landmark vertices, offsets of a few mm
     (a face's landmarks, not a wrong file), and a round trip through its JSON."""
@@ -146,3 +165,13 @@ def test_shipped_offsets_are_for_the_default_model_only(default_model, small_gri
     back, _ = le.from_json(le.to_json(m, {}))
     np.testing.assert_allclose(np.asarray(back.contour_offset), np.asarray(m.contour_offset),
                                atol=1e-6)
+    # the detector's error covariance about these points: positive definite, the jaw
+    # contour's scatter the largest, and a round trip through the file's JSON
+    cov = le.detector_covariance()
+    assert cov.shape == (136, 136) and np.linalg.eigvalsh(cov)[0] > 0
+    point_var = np.diag(cov).reshape(68, 2).sum(1)
+    assert point_var[:17].mean() > point_var[17:].mean()
+    assert 0.03 < np.sqrt(np.median(point_var)) < 0.2     # inter-ocular distances
+    text = le.to_json(m, {}, cov)
+    np.testing.assert_allclose(json.loads(text)["noise_covariance"], cov, atol=1e-8)
+    assert fitting.landmark_noise("covariance")["lan_covariance"] == tuple(cov.reshape(-1))

@@ -193,10 +193,43 @@ def test_calibrated_landmark_noise_weights_by_inverse_variance():
     np.testing.assert_allclose(w[:17], base[:17] / 4.0, rtol=1e-6)    # twice the spread: 1/4
     shipped = landmark_embedding.detector_noise()
     assert shipped.shape == (68,) and shipped[:17].mean() > shipped[17:].mean()
-    assert fitting.landmark_noise("calibrated") == tuple(float(s) for s in shipped)
-    assert fitting.landmark_noise("none") == ()
+    assert fitting.landmark_noise("calibrated") == {
+        "lan_noise": tuple(float(s) for s in shipped)}
+    assert fitting.landmark_noise("none") == {}
     with pytest.raises(ValueError, match="landmark_noise"):
         fitting.landmark_noise("dlib")
+
+
+def test_landmark_precision_generalises_the_per_point_weights(rng):
+    """With a diagonal covariance (each point's scatter split evenly over x and y) the matrix
+    term equals the per-point inverse-variance weights; with a correlated one it is the
+    Mahalanobis distance r^T C^-1 r, scaled by the median point's variance per axis and written
+    out here with numpy; an error the covariance says all points share (a shift of the whole
+    shape) then costs far less than under the per-point weights."""
+    noise = rng.uniform(0.05, 0.2, 68)
+    diag = np.diag(np.repeat(noise ** 2 / 2.0, 2))
+    pred = jnp.asarray(rng.normal(0, 3, (3, 68, 2)), jnp.float32)
+    target = jnp.asarray(rng.normal(0, 3, (3, 68, 2)), jnp.float32)
+    for contour, nose_mouth in ((1.0, 1.0), (0.25, 20.0)):
+        p = losses.landmark_precision(diag, contour, nose_mouth)
+        w = losses.landmark_weights(contour, nose_mouth, tuple(noise))
+        np.testing.assert_allclose(np.diag(p), np.repeat(w, 2), rtol=1e-5)
+        np.testing.assert_allclose(losses.landmark(pred, target, jnp.asarray(p)),
+                                   losses.landmark(pred, target, jnp.asarray(w)), rtol=1e-5)
+    shift = np.tile([1.0, 0.0], 68)                        # every point moved right together
+    cov = diag + 0.01 * np.outer(shift, shift)
+    p = losses.landmark_precision(cov)
+    r = np.asarray(pred - target, np.float64).reshape(3, 136)
+    per_axis = np.median(np.sqrt(np.diag(cov).reshape(68, 2).sum(1))) ** 2 / 2
+    expect = per_axis * np.einsum("bi,ij,bj->b", r, np.linalg.inv(cov), r) / 68
+    np.testing.assert_allclose(losses.landmark(pred, target, jnp.asarray(p)), expect, rtol=1e-4)
+    moved = jnp.asarray(shift.reshape(1, 68, 2) * 2.0, jnp.float32)
+    zero = jnp.zeros((1, 68, 2), jnp.float32)
+    assert (losses.landmark(moved, zero, jnp.asarray(p))
+            < 0.05 * losses.landmark(moved, zero, jnp.asarray(losses.landmark_weights(
+                1.0, 1.0, tuple(noise)))))
+    with pytest.raises(ValueError, match="positive definite"):
+        losses.landmark_precision(-diag)
 
 
 def test_calibrated_map_places_the_detectors_points_off_the_vertices(small_grid, rng):

@@ -80,7 +80,8 @@ def _calibrate(path, learn, n_people: int, views: int, seed: int, bin_degrees: f
                max_yaw_deg: float, conditions: Sequence[str], made_by: str) -> dict:
     """The steps both calibrations share: the default model, the calibration pictures (with a
     progress bar), the yaw bins; `learn(model, pics, edges)` -> (LandmarkMap, extra info,
-    summary of what it found); the map and its provenance written (atomically) to `path`."""
+    summary of what it found[, the detector's error covariance]); the map and its provenance
+    written (atomically) to `path`."""
     from facerecon_jax.io import export, progress  # noqa: PLC0415
     from facerecon_jax.models import ict_model  # noqa: PLC0415
 
@@ -90,7 +91,7 @@ def _calibrate(path, learn, n_people: int, views: int, seed: int, bin_degrees: f
                                 progress=bar.update, conditions=conditions)
     bar.close()
     edges = np.radians(np.arange(-max_yaw_deg + bin_degrees, max_yaw_deg, bin_degrees))
-    m, extra, found = learn(model, pics, edges)
+    m, extra, found, *covariance = learn(model, pics, edges)
     summary = (f"{len(pics['yaw'])} pictures ({pics['misses']} without a detected face); "
                + found)
     info = {"model": model.info.get("name"), "n_vertices": model.n_vertices,
@@ -100,7 +101,7 @@ def _calibrate(path, learn, n_people: int, views: int, seed: int, bin_degrees: f
             "pictures": int(len(pics["yaw"])), "misses": int(pics["misses"]), "seed": seed,
             "n_people": n_people, "views": views, "max_yaw_deg": max_yaw_deg,
             **extra, "made_by": made_by, "summary": summary}
-    export.write_text(path, to_json(m, info))
+    export.write_text(path, to_json(m, info, *covariance))
     return info
 
 
@@ -142,14 +143,18 @@ def calibrate_offsets_to_file(path, n_people: int = 40, views: int = 12, seed: i
                         contour_offset=jnp.asarray(res["contour_offset"], jnp.float32))
         extra = {"conditions": list(conditions),
                  "offset_units": "decimetres (the model's units)",
+                 "noise_covariance": "the detector's error about the offsets' points over x0, "
+                                     "y0, x1, y1, ... (inter-ocular distances squared; each "
+                                     "point capped at 0.3, 0.1 of the way to the diagonal)",
                  "rms_before": np.round(res["before"], 4).tolist(),
                  "rms_after": np.round(res["after"], 4).tolist()}
         b, f = res["before"], res["after"]
-        return m, extra, (f"RMS distance of dlib's points from the model's landmarks "
-                          f"(inter-ocular units), inner {np.mean(b[17:]):.3f} -> "
-                          f"{np.mean(f[17:]):.3f}, contour {np.mean(b[:17]):.3f} -> "
-                          f"{np.mean(f[:17]):.3f}; mean offset "
-                          f"{100 * np.mean(np.linalg.norm(res['offset'], axis=1)):.1f} mm")
+        found = (f"RMS distance of dlib's points from the model's landmarks "
+                 f"(inter-ocular units), inner {np.mean(b[17:]):.3f} -> "
+                 f"{np.mean(f[17:]):.3f}, contour {np.mean(b[:17]):.3f} -> "
+                 f"{np.mean(f[:17]):.3f}; mean offset "
+                 f"{100 * np.mean(np.linalg.norm(res['offset'], axis=1)):.1f} mm")
+        return m, extra, found, res["covariance"]
     return _calibrate(path, learn, n_people, views, seed, bin_degrees, max_yaw_deg, conditions,
                       "python -m launch.calibrate_landmarks --kind offsets")
 

@@ -71,7 +71,7 @@ class FitConfig:
                                 lan_contour=c.contour_weight, lan_shape=c.landmark_shape,
                                 lan_exp=c.get("landmark_expression", 1.0),
                                 lan_gain=c.get("landmark_gain", 1.0),
-                                lan_noise=landmark_noise(c.get("landmark_noise", "none")))
+                                **landmark_noise(c.get("landmark_noise", "none")))
         return cls(steps_landmark=c.steps_landmark, steps=c.steps, lr=c.lr, lr_pose=c.lr_pose,
                    weights=w, perceptual=c.perceptual, backend=c.backend,
                    expression=c.expression, shared=tuple(c.shared),
@@ -100,16 +100,22 @@ STAGES = (Stage("landmarks", ("id", "exp", "angles", "trans"), True),
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
 
-def landmark_noise(name: str) -> tuple:
-    """The per-landmark detector scatter a config names: "none" (every point as the paper
-    weighs it) or "calibrated" (`landmark_embedding.detector_noise`: the shipped calibration of
-    dlib's points, so the jaw contour weighs ~1/5 of an inner point)."""
+def landmark_noise(name: str) -> dict:
+    """The detector noise model a config names, as `losses.LossWeights` fields: "none" (every
+    point as the paper weighs it), "calibrated" (`landmark_embedding.detector_noise`: each
+    point weighed by its own measured scatter, the jaw contour ~1/5 of an inner point) or
+    "covariance" (`landmark_embedding.detector_covariance`: the measured covariance of dlib's
+    errors about the calibrated offsets' points, so errors the points share count once)."""
     from facerecon_jax.fit import landmark_embedding  # noqa: PLC0415
     if name == "none":
-        return ()
+        return {}
     if name == "calibrated":
-        return tuple(float(v) for v in landmark_embedding.detector_noise())
-    raise ValueError(f"landmark_noise must be 'none' or 'calibrated', got {name!r}")
+        return {"lan_noise": tuple(float(v) for v in landmark_embedding.detector_noise())}
+    if name == "covariance":
+        return {"lan_covariance": tuple(
+            float(v) for v in landmark_embedding.detector_covariance().reshape(-1))}
+    raise ValueError(f"landmark_noise must be 'none', 'calibrated' or 'covariance', got "
+                     f"{name!r}")
 
 
 def landmark_map_for(model: FaceModel, name: str):

@@ -84,13 +84,18 @@ class LandmarkMap:
         return cam.to_screen(pts, camera)[..., :2]
 
 
-def to_json(m: LandmarkMap, info: dict) -> str:
+def to_json(m: LandmarkMap, info: dict, covariance: Optional[np.ndarray] = None) -> str:
+    """The map (and the detector's error covariance about it, one row per line) as JSON."""
     d = {"static": np.asarray(m.static).tolist(), "contour": np.asarray(m.contour).tolist(),
          "yaw_edges_deg": np.degrees(np.asarray(m.yaw_edges)).tolist()}
     if m.offset is not None:
         d["offset"] = np.round(np.asarray(m.offset, np.float64), 6).tolist()
         d["contour_offset"] = np.round(np.asarray(m.contour_offset, np.float64), 6).tolist()
-    return json.dumps(dict(d, info=info), indent=1)
+    text = json.dumps(dict(d, info=info), indent=1)
+    if covariance is None:
+        return text
+    rows = ",\n  ".join(json.dumps(r) for r in np.round(np.asarray(covariance), 8).tolist())
+    return text[:-2] + ',\n "noise_covariance": [\n  ' + rows + "\n ]\n}"
 
 
 def from_json(text: str) -> tuple:
@@ -131,6 +136,28 @@ def detector_noise(path: Optional[pathlib.Path] = None) -> np.ndarray:
         raise ValueError(f"{path}: info.residual must hold 68 positive numbers, got "
                          f"shape {noise.shape}")
     return noise
+
+
+def detector_covariance(path: Optional[pathlib.Path] = None) -> np.ndarray:
+    """(136, 136) the covariance of the detector's error about where the calibrated offsets put
+    its points (x0, y0, x1, y1, ...; inter-ocular distances squared; `error_covariance` of the
+    calibration pictures, apart from the evaluation's): the errors of one picture's points are
+    far from independent (a shift or scale of the whole shape, the jaw contour moving as one),
+    and `losses.landmark_precision` weighs them so."""
+    path = pathlib.Path(path) if path else OFFSETS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the landmark calibration file is missing (it ships with "
+                                f"the package; `python -m launch.calibrate_landmarks --kind "
+                                f"offsets` remakes it)")
+    d = json.loads(path.read_text())
+    if "noise_covariance" not in d:
+        raise ValueError(f"{path}: holds no noise_covariance (made before it was calibrated; "
+                         f"`python -m launch.calibrate_landmarks --kind offsets` remakes it)")
+    cov = np.asarray(d["noise_covariance"], np.float64)
+    if cov.shape != (136, 136) or not np.allclose(cov, cov.T):
+        raise ValueError(f"{path}: noise_covariance must be a symmetric 136 x 136 matrix, got "
+                         f"shape {cov.shape}")
+    return cov
 
 
 # --------------------------------------------------------------------------- learning it
@@ -198,8 +225,8 @@ def learn_map(detections: np.ndarray, screens: np.ndarray, visible: np.ndarray,
 
 def learn_offsets(detections: np.ndarray, world: np.ndarray, rotations: np.ndarray,
                   camera, yaws: np.ndarray, yaw_edges: np.ndarray, prior_sd: float = 0.05,
-                  noise_px: float = 5.0, cap: float = 0.3, iterations: int = 3
-                  ) -> Dict[str, np.ndarray]:
+                  noise_px: float = 5.0, cap: float = 0.3, iterations: int = 3,
+                  shrink: float = 0.1) -> Dict[str, np.ndarray]:
     """Where the detector's points sit relative to the model's landmark vertices, as a 3D offset
     in the head's frame: one per inner landmark, one per yaw bin per contour landmark.
 
@@ -210,8 +237,9 @@ def learn_offsets(detections: np.ndarray, world: np.ndarray, rotations: np.ndarr
     + |d|^2 / prior_sd^2 (Gauss-Newton: `iterations` linearisations of `camera.to_screen`; the
     prior keeps what the views do not see, e.g. depth in a narrow yaw bin, near 0). Detections
     further than `cap` inter-ocular distances from the vertex are left out (failed ones).
-    Returns offset (68, 3), contour_offset (n_bins, 17, 3) (model units), and the RMS residual
-    per landmark in inter-ocular distances before and after ("before", "after": (68,))."""
+    Returns offset (68, 3), contour_offset (n_bins, 17, 3) (model units), the RMS residual
+    per landmark in inter-ocular distances before and after ("before", "after": (68,)) and the
+    covariance of what remains (`error_covariance`, (136, 136), inter-ocular units squared)."""
     import jax  # noqa: PLC0415
 
     det = np.asarray(detections, np.float64)
@@ -260,4 +288,19 @@ def learn_offsets(detections: np.ndarray, world: np.ndarray, rotations: np.ndarr
         e = np.linalg.norm(det - p, axis=-1) / iod[:, None]
         return np.sqrt(np.sum(np.where(keep, e ** 2, 0), 0) / np.maximum(keep.sum(0), 1))
     return {"offset": offset, "contour_offset": contour_offset, "before": rms(base),
-            "after": rms(after)}
+            "after": rms(after), "covariance": error_covariance((det - after) / iod[:, None, None],
+                                                                cap, shrink)}
+
+
+def error_covariance(residuals: np.ndarray, cap: float = 0.3, shrink: float = 0.1) -> np.ndarray:
+    """(136, 136) the detector's error covariance over x0, y0, x1, y1, ... from residuals
+    (N, 68, 2) (inter-ocular units, the detections minus where the map puts the points): the
+    mean of r r^T over every picture, each point's residual shortened to `cap` (a failed point
+    counts as a large error, not as an arbitrarily large one), moved by `shrink` towards its
+    diagonal (a covariance of 136 coordinates from a few hundred pictures: the full estimate
+    weighs its smallest directions too much on new pictures)."""
+    r = np.asarray(residuals, np.float64)
+    e = np.linalg.norm(r, axis=-1, keepdims=True)
+    r = (r * np.minimum(1.0, cap / np.maximum(e, 1e-12))).reshape(len(r), -1)
+    cov = r.T @ r / len(r)
+    return (1.0 - shrink) * cov + shrink * np.diag(np.diag(cov))

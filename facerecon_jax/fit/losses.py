@@ -37,6 +37,10 @@ class LossWeights:
     lan_nose_mouth: float = 20.0  # weight of the nose and inner-mouth landmarks (paper: 20)
     lan_noise: tuple = ()         # per-landmark detector scatter (68 floats, any unit):
                                   # weights x (median / noise)^2 (inverse variance); () = none
+    lan_covariance: tuple = ()    # the detector's error covariance over the 136 coordinates
+                                  # (x0, y0, x1, ...; flattened 136 x 136, any unit): the term
+                                  # becomes the Mahalanobis distance (`landmark_precision`),
+                                  # in place of lan_noise's per-point weights; () = none
     lan_shape: float = 1.0        # share of the landmark term's gradient that reaches identity
                                   # and expression (the value is unchanged; pose keeps all of
                                   # it: the landmarks place the head, the dense terms the shape)
@@ -76,6 +80,22 @@ def landmark_weights(contour: float = 1.0, nose_mouth: float = 20.0, noise=()) -
     return w
 
 
+def landmark_precision(covariance, contour: float = 1.0, nose_mouth: float = 1.0) -> np.ndarray:
+    """(136, 136) the landmark term's weight matrix for a detector whose errors have
+    `covariance` (over x0, y0, x1, y1, ...): its inverse, scaled by the median point's variance
+    per axis, so that with a diagonal covariance r^T P r is what `landmark_weights` gives for
+    the same scatter (the term's overall weight unchanged) and correlated errors (a shift or
+    scale of the whole shape, the jaw contour moving as one) count once, not once per point.
+    `contour` and `nose_mouth` scale those points' residuals' weight as in `landmark_weights`."""
+    cov = np.asarray(covariance, np.float64).reshape(136, 136)
+    if not np.allclose(cov, cov.T, atol=1e-12) or np.linalg.eigvalsh(cov)[0] <= 0:
+        raise ValueError("the landmark error covariance must be symmetric positive definite")
+    per_axis = np.median(np.sqrt(np.diag(cov).reshape(68, 2).sum(1))) ** 2 / 2.0
+    p = per_axis * np.linalg.inv(cov)
+    w = np.sqrt(np.repeat(landmark_weights(contour, nose_mouth), 2).astype(np.float64))
+    return (w[:, None] * p * w[None, :]).astype(np.float32)
+
+
 def photometric(image, target, region, attention=None, eps: float = 1e-8):
     """sum_{i in M} A_i ||I_i - I'_i||_2 / sum_{i in M} A_i, per image (B,).
 
@@ -87,9 +107,14 @@ def photometric(image, target, region, attention=None, eps: float = 1e-8):
 
 
 def landmark(pred, target, weights=None):
-    """(1/N) sum_n w_n ||q_n - q'_n||^2 per image (B,), pixels."""
+    """(1/N) sum_n w_n ||q_n - q'_n||^2 per image (B,), pixels; with weights a (2N, 2N)
+    matrix P (`landmark_precision`), (1/N) r^T P r for r the N points' differences
+    (x0, y0, x1, ...)."""
     if weights is None:
         weights = jnp.asarray(landmark_weights())
+    if weights.ndim == 2:
+        r = (pred - target).reshape(*pred.shape[:-2], -1)
+        return jnp.einsum("...i,ij,...j->...", r, weights, r) / pred.shape[-2]
     d2 = jnp.sum((pred - target) ** 2, axis=-1)
     return jnp.mean(d2 * weights, axis=-1)
 
@@ -190,7 +215,10 @@ def make_hybrid_loss(model, layout, *, camera, weights: LossWeights = LossWeight
     w = weights
     rcfg = renderer.RenderConfig(camera=camera, soft=soft, backend=backend, colour_only=True)
     use_per = (not landmarks_only) and embed_params is not None and w.per > 0
-    lan_w = jnp.asarray(landmark_weights(w.lan_contour, w.lan_nose_mouth, w.lan_noise))
+    lan_w = jnp.asarray(
+        landmark_precision(w.lan_covariance, w.lan_contour, w.lan_nose_mouth)
+        if len(w.lan_covariance) else
+        landmark_weights(w.lan_contour, w.lan_nose_mouth, w.lan_noise))
 
     def loss(x, batch):
         parts = layout.split(x)
