@@ -218,7 +218,7 @@ def test_landmark_precision_generalises_the_per_point_weights(rng):
                                    losses.landmark(pred, target, jnp.asarray(w)), rtol=1e-5)
     shift = np.tile([1.0, 0.0], 68)                        # every point moved right together
     cov = diag + 0.01 * np.outer(shift, shift)
-    p = losses.landmark_precision(cov)
+    p = losses.landmark_precision(cov, 1.0, 1.0)
     r = np.asarray(pred - target, np.float64).reshape(3, 136)
     per_axis = np.median(np.sqrt(np.diag(cov).reshape(68, 2).sum(1))) ** 2 / 2
     expect = per_axis * np.einsum("bi,ij,bj->b", r, np.linalg.inv(cov), r) / 68

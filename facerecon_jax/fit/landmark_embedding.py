@@ -121,6 +121,15 @@ def for_model(model, path: Optional[pathlib.Path] = None) -> Optional[LandmarkMa
     return m
 
 
+def _calibration(path: pathlib.Path, remake: str) -> dict:
+    """A shipped calibration file's contents, or a clear error naming the command that remakes
+    it."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the landmark calibration file is missing (it ships with "
+                                f"the package; `{remake}` remakes it)")
+    return json.loads(path.read_text())
+
+
 def detector_noise(path: Optional[pathlib.Path] = None) -> np.ndarray:
     """(68,) how far each of the detector's points strays from the best surface point, in
     inter-ocular distances (the capped mean residual of the calibration, `learn_map`): the
@@ -128,10 +137,8 @@ def detector_noise(path: Optional[pathlib.Path] = None) -> np.ndarray:
     on pictures apart from the evaluation's. `losses.landmark_weights` turns it into inverse-
     variance weights."""
     path = pathlib.Path(path) if path else DEFAULT_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: the landmark calibration file is missing (it ships with "
-                                f"the package; `python -m launch.calibrate_landmarks` remakes it)")
-    noise = np.asarray(json.loads(path.read_text())["info"]["residual"], np.float64)
+    d = _calibration(path, "python -m launch.calibrate_landmarks")
+    noise = np.asarray(d["info"]["residual"], np.float64)
     if noise.shape != (68,) or not np.all(noise > 0):
         raise ValueError(f"{path}: info.residual must hold 68 positive numbers, got "
                          f"shape {noise.shape}")
@@ -145,14 +152,11 @@ def detector_covariance(path: Optional[pathlib.Path] = None) -> np.ndarray:
     far from independent (a shift or scale of the whole shape, the jaw contour moving as one),
     and `losses.landmark_precision` weighs them so."""
     path = pathlib.Path(path) if path else OFFSETS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: the landmark calibration file is missing (it ships with "
-                                f"the package; `python -m launch.calibrate_landmarks --kind "
-                                f"offsets` remakes it)")
-    d = json.loads(path.read_text())
+    remake = "python -m launch.calibrate_landmarks --kind offsets"
+    d = _calibration(path, remake)
     if "noise_covariance" not in d:
         raise ValueError(f"{path}: holds no noise_covariance (made before it was calibrated; "
-                         f"`python -m launch.calibrate_landmarks --kind offsets` remakes it)")
+                         f"`{remake}` remakes it)")
     cov = np.asarray(d["noise_covariance"], np.float64)
     if cov.shape != (136, 136) or not np.allclose(cov, cov.T):
         raise ValueError(f"{path}: noise_covariance must be a symmetric 136 x 136 matrix, got "

@@ -80,7 +80,7 @@ def landmark_weights(contour: float = 1.0, nose_mouth: float = 20.0, noise=()) -
     return w
 
 
-def landmark_precision(covariance, contour: float = 1.0, nose_mouth: float = 1.0) -> np.ndarray:
+def landmark_precision(covariance, contour: float = 1.0, nose_mouth: float = 20.0) -> np.ndarray:
     """(136, 136) the landmark term's weight matrix for a detector whose errors have
     `covariance` (over x0, y0, x1, y1, ...): its inverse, scaled by the median point's variance
     per axis, so that with a diagonal covariance r^T P r is what `landmark_weights` gives for
