@@ -39,8 +39,9 @@ def get_config():
                                    # person's mean in the batch (needs views_per_person > 1)
     # supervised term on generated faces (their true coefficients): weight x squared coefficient
     # error + vertex_weight x mean squared shape error (mm^2; vertex_fields "id+exp", or "id":
-    # the identity's shape alone), for the first `steps` steps (0: the whole run). Not the
-    # paper's loss: off here.
+    # the identity's shape alone), for the first `steps` steps (0: the whole run); the first
+    # `alone_steps` of them train on the supervised term only (no render). Not the paper's
+    # loss: off here.
     c.supervised = ml_collections.ConfigDict({"weight": 0.0, "vertex_weight": 0.0, "steps": 0,
-                                              "vertex_fields": "id+exp"})
+                                              "vertex_fields": "id+exp", "alone_steps": 0})
     return c

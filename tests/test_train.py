@@ -206,6 +206,33 @@ def test_supervised_warm_up_adds_the_coefficient_error_then_stops(tiny, tmp_path
     assert not (tmp_path / "run").exists()          # refused before anything was written
 
 
+def test_supervised_alone_steps_leave_the_weak_terms_out_then_hand_over(tiny, tmp_path):
+    """`supervised.alone_steps`: those first steps train on the supervised term only (no render:
+    the logged loss is exactly the supervised term, no photometric term is logged); then the
+    paper's loss with the term beside it until `supervised.steps`, then the paper's loss alone;
+    a run interrupted among the supervised-alone steps resumes on the same trajectory."""
+    model, ds = tiny
+    cfg = tiny_config(num_steps=5)
+    cfg.supervised.update(weight=0.5, vertex_weight=0.25, steps=4, alone_steps=2)
+    full = train.train_and_evaluate(cfg, str(tmp_path / "a"), ds, model, log=lambda m: None)
+    assert [h["step"] for h in full.history] == [1, 2, 3, 4, 5]
+    for h in full.history[:2]:
+        assert "photo" not in h and "lan" not in h
+        np.testing.assert_allclose(h["loss"], h["supervised"], rtol=1e-6)
+    for h in full.history[2:4]:                 # both: the loss holds the supervised term
+        assert "photo" in h and h["loss"] > h["supervised"]
+    last = full.history[4]                      # past `steps`: the paper's loss alone
+    assert "photo" in last and last["loss"] < last["supervised"]
+    part = train.train_and_evaluate(cfg, str(tmp_path / "b"), ds, model, max_steps=1,
+                                    log=lambda m: None)
+    rest = train.train_and_evaluate(cfg, str(tmp_path / "b"), ds, model, log=lambda m: None)
+    np.testing.assert_allclose([h["loss"] for h in part.history + rest.history],
+                               [h["loss"] for h in full.history], rtol=1e-5)
+    cfg.supervised.alone_steps = 5
+    with pytest.raises(ValueError, match="alone_steps"):
+        train.train_and_evaluate(cfg, str(tmp_path / "c"), ds, model, log=lambda m: None)
+
+
 def test_identity_consistency_term_and_multi_image_batches(tmp_path):
     """Generated people in 2 views each: the consistency term is weight x the squared distance
     of each image's identity from its person's mean (closed form on the batch), training with

@@ -113,6 +113,10 @@ class Supervision:
     mean squared distance (mm^2) between predicted and true unposed shape (identity and
     expression, `shape_difference_mm`), which weighs each mode by how much it moves the face;
     `vertex_fields` "id": the shape of the identity alone (expression held at 0 in both).
+    `alone_steps`: the first that many steps train on the supervised term alone (the weakly
+    supervised terms, and their render, are left out: such a step costs ~0.55x a hybrid step
+    at the debug config's size on a CPU); the term stays on, beside the paper's loss, until
+    `steps`.
     Off in the paper's configs."""
     layout: CoeffLayout
     weight: float
@@ -120,6 +124,7 @@ class Supervision:
     vertex_weight: float = 0.0
     model: Any = dataclasses.field(default=None, compare=False, hash=False)
     vertex_fields: str = "id+exp"
+    alone_steps: int = 0
 
     @classmethod
     def from_config(cls, config, layout, face_model=None) -> Optional["Supervision"]:
@@ -129,8 +134,12 @@ class Supervision:
         fields = s.get("vertex_fields", "id+exp")
         if fields not in ("id+exp", "id"):
             raise ValueError(f"supervised.vertex_fields must be 'id+exp' or 'id', got {fields!r}")
-        return cls(layout, float(s.weight), int(s.steps), float(s.get("vertex_weight", 0.0)),
-                   None if face_model is None else face_model.to_jax(), fields)
+        steps, alone = int(s.steps), int(s.get("alone_steps", 0))
+        if alone < 0 or (steps > 0 and alone > steps):
+            raise ValueError(f"supervised.alone_steps ({alone}) must be between 0 and "
+                             f"supervised.steps ({steps}; 0: the whole run)")
+        return cls(layout, float(s.weight), steps, float(s.get("vertex_weight", 0.0)),
+                   None if face_model is None else face_model.to_jax(), fields, alone)
 
     def loss(self, x, batch, step):
         per_image = self.weight * losses.supervised_coefficients(
@@ -222,6 +231,22 @@ class StepSpec:
     backend: str = "scatter"
     supervision: Optional[Supervision] = None
     consistency: Optional[Consistency] = None
+    weak: bool = True             # False: no weakly supervised terms (the first
+                                  # `Supervision.alone_steps` steps; `supervised_alone_spec`)
+
+
+def supervised_alone_spec(spec: StepSpec) -> Optional[StepSpec]:
+    """The step spec of the steps that train on the supervised term alone
+    (`Supervision.alone_steps`), or None when there are none."""
+    if spec.supervision is None or spec.supervision.alone_steps <= 0:
+        return None
+    return dataclasses.replace(spec, weak=False)
+
+
+def no_weak_loss(x, batch):
+    """The weakly supervised loss of a supervised-alone step: nothing."""
+    del batch
+    return jnp.zeros((), x.dtype), {}
 
 
 def spec_hybrid_loss(spec: StepSpec, face_model, embed_params=None):
@@ -235,8 +260,9 @@ def spec_hybrid_loss(spec: StepSpec, face_model, embed_params=None):
 
 def spec_train_step(state: TrainState, batch, face_model, embed_params, spec: StepSpec,
                     axis_name: Optional[str] = "batch"):
-    """`train_step` with the hybrid loss built from `spec` (`spec_hybrid_loss`)."""
-    hybrid = spec_hybrid_loss(spec, face_model, embed_params)
+    """`train_step` with the hybrid loss built from `spec` (`spec_hybrid_loss`; none when
+    `spec.weak` is False)."""
+    hybrid = spec_hybrid_loss(spec, face_model, embed_params) if spec.weak else no_weak_loss
     sup = (None if spec.supervision is None
            else dataclasses.replace(spec.supervision, model=face_model))
     return train_step(state, batch, hybrid_loss=hybrid, axis_name=axis_name, supervision=sup,
@@ -461,8 +487,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
     device_batches = data.prefetch_to_device(
         ({k: v for k, v in b.items() if k in keys} for b in host_batches), size=2)
     unchecked = []            # (step, metrics on the device) since the last fetch
+    alone = supervised_alone_spec(spec)
     for step in range(start, end):
-        rstate, metrics = p_train_step(rstate, next(device_batches), r_model, r_embed, spec)
+        s = alone if alone is not None and step < supervision.alone_steps else spec
+        rstate, metrics = p_train_step(rstate, next(device_batches), r_model, r_embed, s)
         unchecked.append((step + 1, metrics))
         done = step + 1
         log_now = done % config.log_every == 0 or done == end
