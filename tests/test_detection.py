@@ -303,3 +303,24 @@ def test_cnn_fallback_upsamples_only_when_the_native_scale_finds_nothing(detecto
     assert len(faces) == 1 and faces[0].detector == "cnn" and calls == [0]
     calls.clear()
     assert len(strict.detect(img[::2, ::2].copy())) == 1 and calls == [0, 1]
+
+
+def test_small_image_with_nothing_found_tries_hog_upsampled_once_more(detector, astronaut_faces):
+    """The astronaut at 0.3x (154 px, the face ~27 px): below what HOG finds upsampled once
+    (~40 px) and what the CNN finds upsampled once; HOG upsampled twice finds it, with the
+    full-size picture's landmarks scaled (within a pixel on average), before the slow CNN pass."""
+    import cv2
+    small = cv2.resize(_astronaut(), None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)
+    assert detector.detect_hog(small, 1) == []
+    calls = []
+
+    def spy(image, upsample):
+        calls.append(int(upsample))
+        return detector.cnn(image, upsample)
+
+    d = det.FaceDetector()
+    d._cnn, d._predictor = spy, detector.predictor
+    faces = d.detect(small)
+    assert len(faces) == 1 and faces[0].detector == "hog" and calls == [0]
+    err = np.abs(faces[0].landmarks68 - astronaut_faces[0].landmarks68 * 0.3).mean()
+    assert err < 1.0

@@ -17,9 +17,11 @@ Detection (:class:`FaceDetector`):
    small face in the background): dlib's MMOD CNN detector (``mmod_human_face_detector.dat``)
    on a copy shrunk to ``cnn_max_side`` (640 px) without upsampling (faces of ~80 px of the copy
    and more), then, if nothing at all was found in a small image (longer side below
-   ``cnn_upsample_below`` = 500 px), upsampled once.  CNN faces overlapping a HOG face are
-   dropped, the others added.  The CNN is slow on a CPU (about 1.6 s for 512 x 512 without
-   upsampling, 6 s with, on 2 cores), hence not run when HOG found a large face.
+   ``cnn_upsample_below`` = 500 px), first HOG upsampled once more (faces of ~20 px, and
+   faces HOG scores under the threshold at one scale only), then the CNN upsampled once.  CNN
+   faces overlapping a HOG face are dropped, the others added.  The CNN is slow on a CPU
+   (about 1.6 s for 512 x 512 without upsampling, 6 s with, on 2 cores), hence not run when
+   HOG found a large face.
 3. ``shape_predictor_68_face_landmarks.dat`` on each box: 68 points, iBUG 300-W order, 0-based,
    image pixels, x right, y down (dlib returns whole pixels).
 
@@ -492,7 +494,9 @@ class FaceDetector:
         shorter side): HOG misses tilted or partly covered faces and may find only a small
         face in the background.  The CNN runs on a copy whose longer side is at most
         ``cnn_max_side``; its faces that overlap a HOG face are dropped (HOG's boxes suit the
-        68-point predictor better), the others are added.  HOG faces first (best score first),
+        68-point predictor better), the others are added.  When nothing at all is found in an
+        image smaller than ``cnn_upsample_below``, HOG upsampled once more, then the CNN
+        upsampled once.  HOG faces first (best score first),
         then the CNN's; [] if none."""
         faces = self.detect_hog(image, upsample)
         if not faces:
@@ -506,6 +510,11 @@ class FaceDetector:
         # native scale first (faces of ~80 px and more); upsampling quadruples the CNN's time
         cnn = self.detect_cnn(image, upsample=0, max_side=self.cnn_max_side)
         if not cnn and not faces and max(h, w) < self.cnn_upsample_below:
+            # a small image with nothing found yet: HOG upsampled once more (faces of ~20 px,
+            # and faces HOG scores low at one scale only; ~0.1 s), then the upsampled CNN
+            faces = self.detect_hog(image, upsample + 1)
+            if faces:
+                return faces
             cnn = self.detect_cnn(image, upsample=1)
         return faces + [c for c in cnn if not any(_same_face(c.box, f.box) for f in faces)]
 
