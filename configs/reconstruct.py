@@ -53,6 +53,11 @@ def get_config():
                                    # "covariance": dlib's error covariance about the calibrated
                                    # offsets (errors shared by the points count once; better
                                    # on the benchmark, misaligns real photos: accuracy.md 16)
+    c.landmark_robust = 0.25       # a Cauchy kernel on each point's weighted error, its scale
+                                   # in inter-ocular distances: ~2.6x the median point's
+                                   # measured scatter (0.095), so a point dlib put off the face
+                                   # pulls logarithmically (docs/accuracy.md item 18); 0: the
+                                   # squared error (the paper's)
     c.contour_weight = 1.0         # per-landmark weight of the 17 jaw-contour points
     c.landmark_map = "calibrated"  # "calibrated": the model's landmark vertices and the shipped
                                    # 3D offset of dlib's points from each (landmark_embedding;

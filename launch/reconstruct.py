@@ -56,7 +56,10 @@ TOOL = cli.Tool("facerecon-reconstruct", __doc__, {
     "perceptual": "the face-embedding loss term (off: faster)",
     "refine_steps": "hybrid steps of --mode refine (refine_steps_landmark: its landmark steps)",
     "landmark_noise": "calibrated (each dlib point weighed by its measured scatter), "
-                      "covariance (dlib's calibrated error covariance) or none",
+                      "covariance (dlib's calibrated error covariance; with "
+                      "--config.landmark_robust=0) or none",
+    "landmark_robust": "Cauchy kernel scale of each point's error, inter-ocular distances "
+                       "(0.25; 0: squared error, the paper's)",
 })
 
 

@@ -280,3 +280,37 @@ def test_calibrated_map_places_the_detectors_points_off_the_vertices(small_grid,
     on_vertices = lan(None)
     assert on_vertices.min() > 1.0                     # px^2: the offsets move the points
     np.testing.assert_allclose(lan(lmap), 0.0, atol=1e-5 * on_vertices.max())
+
+
+def test_robust_landmark_kernel_is_cauchy_in_interocular_units(rng):
+    """`landmark(..., robust=c)`: per point (cD)^2 log(1 + w ||r||^2 / (cD)^2), D the target's
+    eye-centre distance (numpy, by hand); tiny errors cost what the squared error costs, and a
+    gross error pulls (gradient) far less than under the squared error."""
+    import jax
+    target = rng.uniform(20, 200, (2, 68, 2))
+    pred = target + rng.normal(0, 2.0, target.shape)
+    pred[1, 30] += 80.0                                        # one point dlib put off the face
+    w = losses.landmark_weights(contour=0.2, nose_mouth=1.0)
+    c = 0.25
+    iod = np.linalg.norm(target[:, 36:42].mean(1) - target[:, 42:48].mean(1), axis=-1)
+    e = np.sum((pred - target) ** 2, -1) * w
+    s2 = (c * iod[:, None]) ** 2
+    want = np.mean(s2 * np.log1p(e / s2), -1)
+    got = np.asarray(losses.landmark(jnp.asarray(pred), jnp.asarray(target), jnp.asarray(w), c))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    small = target + 1e-3 * rng.normal(size=target.shape)
+    np.testing.assert_allclose(
+        np.asarray(losses.landmark(jnp.asarray(small), jnp.asarray(target), jnp.asarray(w), c)),
+        np.asarray(losses.landmark(jnp.asarray(small), jnp.asarray(target), jnp.asarray(w))),
+        rtol=1e-4)
+
+    def pull(robust):
+        g = jax.grad(lambda p: jnp.sum(losses.landmark(p, jnp.asarray(target), jnp.asarray(w),
+                                                       robust)))(jnp.asarray(pred))
+        return np.linalg.norm(np.asarray(g)[1, 30])
+    # d/de of s2 log(1 + e / s2) is 1 / (1 + e / s2): the point's pull shrinks by that
+    ratio = 1.0 / (1.0 + e[1, 30] / s2[1, 0])
+    assert ratio < 0.3
+    np.testing.assert_allclose(pull(c) / pull(0.0), ratio, rtol=1e-4)
+    with pytest.raises(ValueError, match="per-point"):
+        losses.landmark(jnp.asarray(pred), jnp.asarray(target), jnp.eye(136), c)

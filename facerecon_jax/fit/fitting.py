@@ -65,12 +65,17 @@ class FitConfig:
     def from_config(cls, c) -> "FitConfig":
         """From a fitting ConfigDict (configs/reconstruct.py's fields)."""
         w = losses.LossWeights.named(c.weights)
+        if c.get("landmark_noise") == "covariance" and c.get("landmark_robust", 0.0):
+            raise ValueError("landmark_noise 'covariance' weighs the whole shape's error at once "
+                             "and takes no robust kernel: set landmark_robust 0 with it "
+                             "(--config.landmark_robust=0)")
         w = dataclasses.replace(w, lan=w.lan * c.landmark_scale, exp_l1=c.exp_l1,
                                 coef=w.coef * c.prior_scale,
                                 lan_nose_mouth=c.nose_mouth_weight,
                                 lan_contour=c.contour_weight, lan_shape=c.landmark_shape,
                                 lan_exp=c.get("landmark_expression", 1.0),
                                 lan_gain=c.get("landmark_gain", 1.0),
+                                lan_robust=c.get("landmark_robust", 0.0),
                                 **landmark_noise(c.get("landmark_noise", "none")))
         return cls(steps_landmark=c.steps_landmark, steps=c.steps, lr=c.lr, lr_pose=c.lr_pose,
                    weights=w, perceptual=c.perceptual, backend=c.backend,

@@ -45,6 +45,11 @@ class LossWeights:
                                   # and expression (the value is unchanged; pose keeps all of
                                   # it: the landmarks place the head, the dense terms the shape)
     lan_exp: float = 1.0          # multiplies that share for expression alone
+    lan_robust: float = 0.0       # > 0: a Cauchy kernel on each point's weighted squared error,
+                                  # its scale this many inter-ocular distances for a point of
+                                  # weight 1 (`landmark`); errors well below it count as
+                                  # before, gross ones (a point dlib put off the face) grow
+                                  # only logarithmically; 0 = squared error (the paper's)
     lan_gain: float = 1.0         # the detector's gain on identity: its points follow this share
                                   # of a face's deviation from the mean face, so they are
                                   # compared with the model's landmarks moved only that far
@@ -106,17 +111,28 @@ def photometric(image, target, region, attention=None, eps: float = 1e-8):
     return jnp.sum(a * diff, axis=(-1, -2)) / jnp.maximum(jnp.sum(a, axis=(-1, -2)), 1.0)
 
 
-def landmark(pred, target, weights=None):
+def landmark(pred, target, weights=None, robust: float = 0.0):
     """(1/N) sum_n w_n ||q_n - q'_n||^2 per image (B,), pixels; with weights a (2N, 2N)
     matrix P (`landmark_precision`), (1/N) r^T P r for r the N points' differences
-    (x0, y0, x1, ...)."""
+    (x0, y0, x1, ...).
+
+    `robust` c > 0 (per-point weights only): each e_n = w_n ||q_n - q'_n||^2 becomes
+    (c D)^2 log(1 + e_n / (c D)^2), D the target's inter-ocular distance (pixels; eye centres
+    36-41 and 42-47): the same for errors well below c D / sqrt(w_n), logarithmic beyond."""
     if weights is None:
         weights = jnp.asarray(landmark_weights())
     if weights.ndim == 2:
+        if robust:
+            raise ValueError("a robust landmark kernel needs per-point weights, not a matrix")
         r = (pred - target).reshape(*pred.shape[:-2], -1)
         return jnp.einsum("...i,ij,...j->...", r, weights, r) / pred.shape[-2]
-    d2 = jnp.sum((pred - target) ** 2, axis=-1)
-    return jnp.mean(d2 * weights, axis=-1)
+    e = jnp.sum((pred - target) ** 2, axis=-1) * weights
+    if robust:
+        t = jax.lax.stop_gradient(target)
+        iod = jnp.linalg.norm(t[..., 36:42, :].mean(-2) - t[..., 42:48, :].mean(-2), axis=-1)
+        s2 = (robust * iod)[..., None] ** 2
+        e = s2 * jnp.log1p(e / s2)
+    return jnp.mean(e, axis=-1)
 
 
 def perceptual(feat_a, feat_b, eps: float = 1e-8):
@@ -239,7 +255,7 @@ def make_hybrid_loss(model, layout, *, camera, weights: LossWeights = LossWeight
             mean_id = dict(parts, id=jnp.zeros_like(parts["id"]))
             _, rot_m, posed_m, _ = renderer.screen_vertices(model, mean_id, camera)
             lm = w.lan_gain * lm + (1.0 - w.lan_gain) * landmarks_of(posed_m, rot_m)
-        terms = {"lan": landmark(lm, batch["landmarks"], lan_w),
+        terms = {"lan": landmark(lm, batch["landmarks"], lan_w, w.lan_robust),
                  "coef": coefficient_reg(parts, w, batch.get("shared_scale"))}
         if not landmarks_only:
             out = renderer.render_vertices(model, verts, rcfg, background=batch["image"])
