@@ -26,6 +26,7 @@ def tiny_config(**kw):
                   eval_examples=0))
     c.data.synthetic_examples = 0          # the tests pass their own (tiny) dataset
     c.data.augment = True                  # exercise the augmentation path
+    c.supervised.update(steps=1000, alone_steps=0)   # the term beside the hybrid loss
     c.update(kw)
     return c
 
