@@ -314,3 +314,6 @@ def test_robust_landmark_kernel_is_cauchy_in_interocular_units(rng):
     np.testing.assert_allclose(pull(c) / pull(0.0), ratio, rtol=1e-4)
     with pytest.raises(ValueError, match="per-point"):
         losses.landmark(jnp.asarray(pred), jnp.asarray(target), jnp.eye(136), c)
+    # points all at one place (no inter-ocular distance): finite, not 0 / 0
+    flat = jnp.zeros((1, 68, 2))
+    assert np.all(np.isfinite(np.asarray(losses.landmark(flat + 1.0, flat, jnp.asarray(w), c))))

@@ -130,7 +130,7 @@ def landmark(pred, target, weights=None, robust: float = 0.0):
     if robust:
         t = jax.lax.stop_gradient(target)
         iod = jnp.linalg.norm(t[..., 36:42, :].mean(-2) - t[..., 42:48, :].mean(-2), axis=-1)
-        s2 = (robust * iod)[..., None] ** 2
+        s2 = (robust * jnp.maximum(iod, 1e-6))[..., None] ** 2   # no 0 / 0 on empty points
         e = s2 * jnp.log1p(e / s2)
     return jnp.mean(e, axis=-1)
 
