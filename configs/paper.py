@@ -7,6 +7,7 @@ def get_config():
     c = ml_collections.ConfigDict()
     c.arch = "resnet50"            # resnet18 | resnet34 | resnet50
     c.width = 64                   # base filters (64 = the standard ResNet)
+    c.head = "mean"                # "mean": global average pooling (the paper's ResNet) | "flatten"
     c.light = "mono"               # 9 SH coefficients (paper) or "rgb" (27)
     c.image_size = 224
     c.face_model = "default"       # "default" (ICT), a face-model .npz, or BFM files

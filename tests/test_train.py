@@ -163,6 +163,33 @@ def test_head_is_zero_initialised():
     assert np.all(np.asarray(out) == 0)
 
 
+def test_flatten_head_generalises_the_mean_head():
+    """head="flatten" feeds every cell of the last feature map to the linear head: it starts at
+    zero too, and with each cell's weights set to the mean head's / number of cells it is the
+    mean head (global average pooling) exactly; a typo'd head is refused."""
+    mean_net = rnet.make_rnet("resnet18", 30, width=4)
+    flat_net = rnet.make_rnet("resnet18", 30, width=4, head="flatten")
+    x0 = np.zeros((1, 64, 64, 3), np.float32)
+    img = np.random.default_rng(0).uniform(size=(3, 64, 64, 3)).astype(np.float32)
+    vm = mean_net.init(jax.random.PRNGKey(0), x0)
+    vf = flat_net.init(jax.random.PRNGKey(0), x0)
+    assert np.all(np.asarray(flat_net.apply(vf, img)) == 0)
+    kernel = np.asarray(vf["params"]["head"]["kernel"])
+    channels = vm["params"]["head"]["kernel"].shape[0]
+    cells = (64 // 32) ** 2                                   # a 2 x 2 map at 64 px
+    assert kernel.shape == (cells * channels, 30)
+    w = np.random.default_rng(1).normal(size=(channels, 30)).astype(np.float32)
+    b = np.random.default_rng(2).normal(size=(30,)).astype(np.float32)
+    pm = dict(vm["params"], head={"kernel": w, "bias": b})
+    pf = dict(vm["params"], head={"kernel": np.tile(w / cells, (cells, 1)), "bias": b})
+    out_mean = mean_net.apply({"params": pm, "batch_stats": vm["batch_stats"]}, img)
+    out_flat = flat_net.apply({"params": pf, "batch_stats": vm["batch_stats"]}, img)
+    np.testing.assert_allclose(np.asarray(out_flat), np.asarray(out_mean), rtol=1e-4, atol=1e-5)
+    assert np.abs(np.asarray(out_mean)).max() > 1e-2
+    with pytest.raises(ValueError, match="head"):
+        rnet.make_rnet("resnet18", 30, head="flat")
+
+
 def test_supervised_warm_up_adds_the_coefficient_error_then_stops(tiny, tmp_path):
     """The supervised term (generated faces' true coefficients): R-Net's head starts at zero,
     so at step 0 it adds weight x mean ||coeffs||^2 + vertex_weight x the mean squared shape

@@ -20,6 +20,9 @@ ARCHS = {"resnet18": ((2, 2, 2, 2), "basic"), "resnet34": ((3, 4, 6, 3), "basic"
          "resnet50": ((3, 4, 6, 3), "bottleneck")}
 
 
+HEADS = ("mean", "flatten")
+
+
 class BasicBlock(nn.Module):
     filters: int
     strides: int
@@ -60,6 +63,9 @@ class RNet(nn.Module):
     stage_sizes: Sequence[int] = (3, 4, 6, 3)
     block: str = "bottleneck"
     width: int = 64
+    head: str = "mean"            # "mean": global average pooling, then the linear head (the
+                                  # paper's ResNet); "flatten": the last feature map flattened
+                                  # into the linear head (each cell's features at its place)
     axis_name: Optional[str] = None
     dtype: Any = jnp.float32
 
@@ -76,15 +82,20 @@ class RNet(nn.Module):
         for i, n in enumerate(self.stage_sizes):
             for j in range(n):
                 x = block(self.width * 2 ** i, 2 if (i > 0 and j == 0) else 1, norm)(x)
-        x = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
+        if self.head == "flatten":
+            x = x.reshape(x.shape[0], -1).astype(jnp.float32)
+        else:
+            x = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
         return nn.Dense(self.num_outputs, kernel_init=nn.initializers.zeros,
                         bias_init=nn.initializers.zeros, name="head")(x)
 
 
 def make_rnet(arch: str, num_outputs: int, axis_name: Optional[str] = None,
-              width: int = 64) -> RNet:
+              width: int = 64, head: str = "mean") -> RNet:
     if arch not in ARCHS:
         raise ValueError(f"unknown R-Net architecture {arch!r}; choose from {sorted(ARCHS)}")
+    if head not in HEADS:
+        raise ValueError(f"unknown R-Net head {head!r}; choose from {list(HEADS)}")
     stages, block = ARCHS[arch]
     return RNet(num_outputs=num_outputs, stage_sizes=stages, block=block, width=width,
-                axis_name=axis_name)
+                head=head, axis_name=axis_name)

@@ -323,7 +323,8 @@ def load_predictor(checkpoint_dir, step=None):
     if step is None:
         raise FileNotFoundError(f"no R-Net checkpoint found in {d}")
     meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-    net = rnet.make_rnet(meta["arch"], meta["num_outputs"], width=meta.get("width", 64))
+    net = rnet.make_rnet(meta["arch"], meta["num_outputs"], width=meta.get("width", 64),
+                         head=meta.get("head", "mean"))
     restored = mngr.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore()))["state"]
     variables = {"params": restored["params"], "batch_stats": restored["batch_stats"]}
@@ -393,7 +394,7 @@ def make_training(config: ml_collections.ConfigDict, face_model, embed_params=No
     spec = step_spec(config, face_model)
     hybrid = spec_hybrid_loss(spec, face_model.to_jax(), embed_params)
     net = rnet.make_rnet(config.arch, spec.layout.size, axis_name=axis_name,
-                         width=config.width)
+                         width=config.width, head=config.head)
     return net, spec.layout, hybrid, spec.camera
 
 
@@ -444,7 +445,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
                          f"data.views_per_person {views}: make batch_size a multiple of "
                          f"{views * n_local * jax.process_count()}")
     layout = spec.layout
-    net = rnet.make_rnet(config.arch, layout.size, axis_name="batch", width=config.width)
+    net = rnet.make_rnet(config.arch, layout.size, axis_name="batch", width=config.width,
+                         head=config.head)
     by_person = {"views_per_person": views} if views > 1 else {}
     if hasattr(dataset, "steps_per_epoch"):
         steps_per_epoch = max(1, dataset.steps_per_epoch(host_batch, **by_person))
@@ -468,7 +470,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
                    f"run goes on from step {start} over the data as now configured")
             log("WARNING: " + msg)
     meta_out = {"arch": config.arch, "num_outputs": layout.size, "image_size": config.image_size,
-                "light": config.light, "width": config.width, "seed": config.seed,
+                "light": config.light, "width": config.width,
+                "head": config.head, "seed": config.seed,
                 "face_model": face_model.info.get("name", ""),
                 "config": json.loads(config.to_json_best_effort())}
     rstate = replicate(state)
