@@ -1,7 +1,7 @@
 """What analysis-by-synthesis reads of each identity mode from R-Net's held-out pictures.
 
   python benchmarks/identity_readout.py [--config configs/identity.py] [--size 96]
-      [--examples 128] [--landmark_noise 0.0]
+      [--examples 128] [--landmark_noise 0.0] [--checkpoint RUN]
 
 The 128 held-out generated faces of an R-Net config's report (`train.evaluate_synthetic`: the
 same seed, condition and picture size) are fitted one by one with the project's fitting
@@ -11,7 +11,11 @@ faces' true 68 landmarks, or those landmarks with Gaussian noise whose mean erro
 landmarks are weighed as the paper weighs them (nose and inner mouth x20, squared error: the
 detector-noise model of the defaults is dlib's, not theirs). Prints the correlation of each
 of the first 10 fitted identity coefficients with the truth, the report's figure for R-Net,
-then one JSON line.
+then one JSON line. With `--checkpoint RUN` (a training workdir) the fits start from that
+R-Net's predictions and run configs/reconstruct.py's refinement steps (`refine_steps_landmark`
++ `refine_steps`, as `facerecon-reconstruct --mode refine`), and R-Net's own correlations are
+printed beside them. `--steps L,H` sets the landmark and hybrid steps (e.g. the refinement's
+20,60 from the mean face, to see what R-Net's start is worth).
 
 The fit sees the pictures' true landmarks and renders with the generator's own image model,
 so its correlations bound what the pictures carry of each mode at that size, from above: a
@@ -57,6 +61,11 @@ def main():
     ap.add_argument("--examples", type=int, default=0, help="0: the config's eval_examples")
     ap.add_argument("--landmark_noise", type=float, default=0.0,
                     help="mean landmark error to add, inter-ocular distances")
+    ap.add_argument("--checkpoint", default="",
+                    help="training workdir: start from its R-Net, refinement steps only")
+    ap.add_argument("--steps", default="",
+                    help="'L,H': landmark and hybrid steps (default: the fit's, or with "
+                         "--checkpoint the refinement's)")
     ap.add_argument("--batch", type=int, default=32)
     args = ap.parse_args()
     config = config_files.get_config(args.config)
@@ -70,27 +79,49 @@ def main():
     cfg = dataclasses.replace(cfg, weights=dataclasses.replace(
         cfg.weights, lan_nose_mouth=20.0, lan_robust=0.0, lan_noise=()))
     images = held["image"].astype(np.float32) / 255.0
+    init = None
+    if args.checkpoint:
+        from facerecon_jax.training import train  # noqa: PLC0415
+        predict, _ = train.load_predictor(args.checkpoint)
+        init = np.concatenate([np.asarray(predict(jnp.asarray(images[i:i + args.batch])))
+                               for i in range(0, n, args.batch)])
+        rc = config_files.packaged("reconstruct")
+        cfg = dataclasses.replace(cfg, steps_landmark=rc.refine_steps_landmark,
+                                  steps=rc.refine_steps)
     lm = noisy_landmarks(held["landmarks"], args.landmark_noise)
     truth = np.asarray(held["landmarks"], np.float64)
     iod = np.linalg.norm(truth[:, 36] - truth[:, 45], axis=-1)
     added = float(np.mean(np.linalg.norm(lm - truth, axis=-1).mean(1) / iod))
+    if args.steps:
+        lan_steps, hybrid_steps = (int(v) for v in args.steps.split(","))
+        cfg = dataclasses.replace(cfg, steps_landmark=lan_steps, steps=hybrid_steps)
     t0 = time.time()
     xs = []
     for i in range(0, n, args.batch):
         sl = slice(i, min(n, i + args.batch))
         batch = fitting.prepare_batch(jnp.asarray(images[sl]), jnp.asarray(lm[sl]),
                                       jnp.ones(images[sl].shape[:3], jnp.float32))
-        x, _ = fitting.fit(model, layout, batch, cfg)
+        x, _ = fitting.fit(model, layout, batch, cfg,
+                           init=None if init is None else jnp.asarray(init[sl]))
         xs.append(np.asarray(x))
         print(f"fitted {sl.stop}/{n} ({time.time() - t0:.0f} s)", flush=True)
     fitted = layout.split(np.concatenate(xs))["id"]
     true_id = layout.split(np.asarray(held["coeffs"]))["id"]
     corr = [float(np.corrcoef(fitted[:, k], true_id[:, k])[0, 1]) for k in range(10)]
+    start = {}
+    if init is not None:
+        r_id = layout.split(init)["id"]
+        start = {"rnet_correlation_first10": [float(np.corrcoef(r_id[:, k], true_id[:, k])[0, 1])
+                                              for k in range(10)],
+                 "steps": [cfg.steps_landmark, cfg.steps]}
+        print("R-Net alone: " + ", ".join(f"{c:.2f}" for c in start["rnet_correlation_first10"])
+              + f"; refined with {cfg.steps_landmark} + {cfg.steps} steps:")
     print(f"{n} held-out faces at {size} px, landmark noise {added:.3f} (NME): "
+          f"{cfg.steps_landmark} + {cfg.steps} steps: "
           f"correlations of the first 10 identity coefficients "
           + ", ".join(f"{c:.2f}" for c in corr))
     print(json.dumps({"size": size, "examples": n, "landmark_nme": added,
-                      "identity_correlation_first10": corr,
+                      "identity_correlation_first10": corr, **start,
                       "seconds": time.time() - t0}))
 
 
