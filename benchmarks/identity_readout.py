@@ -34,10 +34,11 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from facerecon_jax.fit import fitting  # noqa: E402
 from facerecon_jax.geometry import camera as cam  # noqa: E402
+from facerecon_jax.geometry import metrics  # noqa: E402
 from facerecon_jax.geometry.coefficients import CoeffLayout  # noqa: E402
 from facerecon_jax.io import config_files  # noqa: E402
 from facerecon_jax.models.model_loading import load_face_model  # noqa: E402
-from facerecon_jax.training import synthetic  # noqa: E402
+from facerecon_jax.training import train  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -73,25 +74,21 @@ def main():
     n = args.examples or config.eval_examples
     model = load_face_model(config.face_model)
     layout = CoeffLayout.for_model(model, config.light)
-    held = synthetic.generate(model, layout, n, seed=config.seed + 10_000,
-                              condition=config.data.synthetic_condition, size=size)
+    config.eval_examples = n
+    held = train.held_out_faces(config, model, layout, size)
     cfg = fitting.FitConfig.default(perceptual=False, camera=cam.Camera().scaled(size))
     cfg = dataclasses.replace(cfg, weights=dataclasses.replace(
         cfg.weights, lan_nose_mouth=20.0, lan_robust=0.0, lan_noise=()))
     images = held["image"].astype(np.float32) / 255.0
     init = None
     if args.checkpoint:
-        from facerecon_jax.training import train  # noqa: PLC0415
         predict, _ = train.load_predictor(args.checkpoint)
-        init = np.concatenate([np.asarray(predict(jnp.asarray(images[i:i + args.batch])))
-                               for i in range(0, n, args.batch)])
+        init = train.predict_all(predict, images, args.batch)
         rc = config_files.packaged("reconstruct")
         cfg = dataclasses.replace(cfg, steps_landmark=rc.refine_steps_landmark,
                                   steps=rc.refine_steps)
     lm = noisy_landmarks(held["landmarks"], args.landmark_noise)
-    truth = np.asarray(held["landmarks"], np.float64)
-    iod = np.linalg.norm(truth[:, 36] - truth[:, 45], axis=-1)
-    added = float(np.mean(np.linalg.norm(lm - truth, axis=-1).mean(1) / iod))
+    added = float(np.mean(metrics.landmark_nme(lm, held["landmarks"])))
     if args.steps:
         lan_steps, hybrid_steps = (int(v) for v in args.steps.split(","))
         cfg = dataclasses.replace(cfg, steps_landmark=lan_steps, steps=hybrid_steps)
@@ -105,14 +102,11 @@ def main():
                            init=None if init is None else jnp.asarray(init[sl]))
         xs.append(np.asarray(x))
         print(f"fitted {sl.stop}/{n} ({time.time() - t0:.0f} s)", flush=True)
-    fitted = layout.split(np.concatenate(xs))["id"]
-    true_id = layout.split(np.asarray(held["coeffs"]))["id"]
-    corr = [float(np.corrcoef(fitted[:, k], true_id[:, k])[0, 1]) for k in range(10)]
+    corr = train.identity_correlations(layout, np.concatenate(xs), held["coeffs"])
     start = {}
     if init is not None:
-        r_id = layout.split(init)["id"]
-        start = {"rnet_correlation_first10": [float(np.corrcoef(r_id[:, k], true_id[:, k])[0, 1])
-                                              for k in range(10)],
+        start = {"rnet_correlation_first10": train.identity_correlations(layout, init,
+                                                                          held["coeffs"]),
                  "steps": [cfg.steps_landmark, cfg.steps]}
         print("R-Net alone: " + ", ".join(f"{c:.2f}" for c in start["rnet_correlation_first10"])
               + f"; refined with {cfg.steps_landmark} + {cfg.steps} steps:")

@@ -190,6 +190,23 @@ def test_flatten_head_generalises_the_mean_head():
         rnet.make_rnet("resnet18", 30, head="flat")
 
 
+def test_identity_correlations_of_planted_predictions():
+    """Per-mode correlation with the truth: 1 for the truth itself (any positive scale), -1
+    for its negation, 0 for a mode predicted as a constant; other fields do not enter."""
+    layout = CoeffLayout.for_model(grid_model.grid_model(6, n_id=4, n_exp=2, n_tex=2), "mono")
+    truth = np.random.default_rng(0).normal(size=(20, layout.size))
+    pred = truth.copy()
+    sl = layout.slices()["id"]
+    ids = pred[:, sl]
+    ids[:, 1] *= -1.0
+    ids[:, 2] = 0.3
+    ids[:, 3] *= 5.0
+    pred[:, sl] = ids
+    pred[:, sl.stop:] = 0.0
+    np.testing.assert_allclose(train.identity_correlations(layout, pred, truth),
+                               [1.0, -1.0, 0.0, 1.0], atol=1e-12)
+
+
 def test_supervised_warm_up_adds_the_coefficient_error_then_stops(tiny, tmp_path):
     """The supervised term (generated faces' true coefficients): R-Net's head starts at zero,
     so at step 0 it adds weight x mean ||coeffs||^2 + vertex_weight x the mean squared shape

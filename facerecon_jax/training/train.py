@@ -545,7 +545,7 @@ def evaluate_synthetic(predict, face_model, layout: CoeffLayout, examples: Dict[
     m = face_model.to_jax()
     images = examples["image"].astype(np.float32) / 255.0 if examples["image"].dtype == np.uint8 \
         else examples["image"]
-    preds = _predict_all(predict, images, batch)
+    preds = predict_all(predict, images, batch)
     gt = jnp.asarray(examples["coeffs"])
 
     def rmse_mm(id_a, exp_a, id_b, exp_b):
@@ -563,17 +563,24 @@ def evaluate_synthetic(predict, face_model, layout: CoeffLayout, examples: Dict[
 
     nme, rmse, rmse_id = scores(preds)
     nme0, rmse0, rmse_id0 = scores(np.zeros_like(preds))
-    pid = np.asarray(layout.split(jnp.asarray(preds))["id"])
-    tid = np.asarray(layout.split(gt)["id"])
-    corr = [float(np.corrcoef(pid[:, k], tid[:, k])[0, 1]) if pid[:, k].std() > 0 else 0.0
-            for k in range(min(10, pid.shape[1]))]
+    corr = identity_correlations(layout, preds, examples["coeffs"])
     return {"landmark_nme": nme, "shape_rmse_mm": rmse, "mean_face_landmark_nme": nme0,
             "mean_face_shape_rmse_mm": rmse0, "identity_shape_rmse_mm": rmse_id,
             "mean_face_identity_shape_rmse_mm": rmse_id0,
             "identity_correlation_first10": corr, "examples": int(len(images))}
 
 
-def _predict_all(predict, images, batch: int = 32) -> np.ndarray:
+def identity_correlations(layout: CoeffLayout, x, truth, modes: int = 10) -> list:
+    """Correlation over the rows of coefficient vectors x (N, D) of each of the first `modes`
+    identity coefficients with the truth's (N, D); 0 where x does not vary."""
+    pid = np.asarray(layout.split(np.asarray(x))["id"])
+    tid = np.asarray(layout.split(np.asarray(truth))["id"])
+    return [float(np.corrcoef(pid[:, k], tid[:, k])[0, 1]) if pid[:, k].std() > 0 else 0.0
+            for k in range(min(modes, pid.shape[1]))]
+
+
+def predict_all(predict, images, batch: int = 32) -> np.ndarray:
+    """R-Net's `predict` over images (N, H, W, 3) (uint8 or [0, 1]) in batches -> (N, D)."""
     images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
     return np.concatenate([np.asarray(predict(jnp.asarray(images[i:i + batch])))
                            for i in range(0, len(images), batch)])
@@ -588,7 +595,7 @@ def evaluate_people(predict, face_model, layout: CoeffLayout, examples: Dict[str
     the mean face's."""
     from facerecon_jax.aggregation import aggregate  # noqa: PLC0415
     m = face_model.to_jax()
-    preds = _predict_all(predict, examples["image"])
+    preds = predict_all(predict, examples["image"])
     pid = np.asarray(layout.split(jnp.asarray(preds))["id"])
     tid = np.asarray(layout.split(jnp.asarray(examples["coeffs"]))["id"])
     n_people = len(pid) // views
@@ -684,6 +691,17 @@ def training_data(config: ml_collections.ConfigDict, workdir, face_model, log=pr
     return dataset
 
 
+def held_out_faces(config: ml_collections.ConfigDict, face_model, layout: CoeffLayout,
+                   size: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """The config's config.eval_examples held-out generated faces (another seed than
+    training's), at `size` (default: the config's image_size): what `held_out_report` scores."""
+    from facerecon_jax.training import synthetic  # noqa: PLC0415
+    return synthetic.generate(face_model, layout, config.eval_examples,
+                              seed=config.seed + 10_000,
+                              condition=config.data.synthetic_condition,
+                              size=size or config.image_size)
+
+
 def held_out_report(config: ml_collections.ConfigDict, workdir, face_model) -> dict:
     """R-Net of `workdir` on config.eval_examples held-out generated faces (another seed than
     training's): landmark NME and shape RMSE against the mean face's; with config.eval_people
@@ -691,9 +709,7 @@ def held_out_report(config: ml_collections.ConfigDict, workdir, face_model) -> d
     (`evaluate_people`: single image, averaging and k-means against the mean face)."""
     from facerecon_jax.training import synthetic  # noqa: PLC0415
     layout = CoeffLayout.for_model(face_model, config.light)
-    held = synthetic.generate(face_model, layout, config.eval_examples,
-                              seed=config.seed + 10_000,
-                              condition=config.data.synthetic_condition, size=config.image_size)
+    held = held_out_faces(config, face_model, layout)
     predict, _ = load_predictor(workdir)
     report = evaluate_synthetic(predict, face_model, layout, held, training_camera(config))
     people, views = int(config.get("eval_people", 0)), int(config.get("eval_views_per_person", 0))
