@@ -657,7 +657,7 @@ def training_data(config: ml_collections.ConfigDict, workdir, face_model, log=pr
     """The Dataset a config trains on: shards from facerecon-prepare-data (config.data.dir), or
     config.data.synthetic_examples generated faces kept in the workdir (generated again, with
     a warning, when the workdir holds another number of them)."""
-    from facerecon_jax.io import cli  # noqa: PLC0415
+    from facerecon_jax.io import cli, progress  # noqa: PLC0415
     from facerecon_jax.training import synthetic  # noqa: PLC0415
     if config.data.synthetic_examples:
         layout = CoeffLayout.for_model(face_model, config.light)
@@ -677,11 +677,13 @@ def training_data(config: ml_collections.ConfigDict, workdir, face_model, log=pr
         if have != want:
             logging.info("generating %d synthetic faces into %s",
                          config.data.synthetic_examples, data_dir)
+            bar = progress.Progress(config.data.synthetic_examples, unit="face")
             synthetic.write_synthetic_shards(data_dir, face_model, layout,
                                              config.data.synthetic_examples, seed=config.seed,
                                              condition=config.data.synthetic_condition,
                                              size=config.image_size, overwrite=True,
-                                             views_per_person=views)
+                                             views_per_person=views, progress=bar)
+            bar.close()
     else:
         data_dir = pathlib.Path(config.data.dir)
     dataset = data.Dataset(data_dir)
