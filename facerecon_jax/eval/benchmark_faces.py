@@ -146,8 +146,11 @@ def _smooth_noise(points: np.ndarray, rng, scale: float, n: int = 24) -> np.ndar
     return (f - f.mean()) / max(f.std(), 1e-9)
 
 
-def skin_albedo(head: Head, shape: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(V, 3) photo-like albedo of the whole head for a neutral `shape`."""
+def skin_albedo(head: Head, shape: np.ndarray, rng: np.random.Generator,
+                with_brows: bool = True, with_lips: bool = True) -> np.ndarray:
+    """(V, 3) photo-like albedo of the whole head for a neutral `shape`. `with_brows` /
+    `with_lips` False leave out the darker brows / the lips' colour, with the same random
+    draws otherwise (benchmarks/realism_ablation.py)."""
     v = len(shape)
     lm = shape[head.landmarks]
     face_h = float(lm[36:48, 1].mean() - lm[8, 1])
@@ -169,10 +172,10 @@ def skin_albedo(head: Head, shape: np.ndarray, rng: np.random.Generator) -> np.n
     hair = np.array([0.10, 0.07, 0.05]) * rng.uniform(0.6, 3.0)
     brows = np.maximum(ict_model.near_polyline(shape, lm[17:22], 0.045 * face_h),
                        ict_model.near_polyline(shape, lm[22:27], 0.045 * face_h))
-    brows = np.clip(brows * rng.uniform(0.6, 0.95), 0, 1)[:, None]
+    brows = np.clip(brows * rng.uniform(0.6, 0.95), 0, 1)[:, None] * float(with_brows)
     skin = skin * (1 - brows) + hair * brows
     lips = ict_model.near_polyline(shape, np.concatenate([lm[48:60], lm[48:49]]), 0.035 * face_h)
-    lips = np.clip(lips * 1.2, 0, 1)[:, None]
+    lips = np.clip(lips * 1.2, 0, 1)[:, None] * float(with_lips)
     skin = skin * (1 - lips) + tone * np.array([0.85, 0.55, 0.55]) * lips
     # moles
     for c in rng.choice(SCAN_VERTICES, rng.integers(0, 6), replace=False):
@@ -219,12 +222,14 @@ def skin_albedo(head: Head, shape: np.ndarray, rng: np.random.Generator) -> np.n
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def make_person(head: Head, rng: np.random.Generator, detail_mm: float = 2.0) -> Person:
-    """A benchmark person: 100-mode identity, out-of-model detail, photo-like albedo."""
+def make_person(head: Head, rng: np.random.Generator, detail_mm: float = 2.0,
+                **albedo_options) -> Person:
+    """A benchmark person: 100-mode identity, out-of-model detail, photo-like albedo
+    (`albedo_options`: `skin_albedo`'s)."""
     ids = rng.normal(size=len(head.id_deltas)).astype(np.float32)
     base = head.neutral + (ids @ head.id_deltas.reshape(len(ids), -1)).reshape(-1, 3)
     detail = detail_field(head, base, rng, detail_mm / 100.0)
-    albedo = skin_albedo(head, base + detail, rng)
+    albedo = skin_albedo(head, base + detail, rng, **albedo_options)
     return Person(ids, detail, albedo)
 
 

@@ -63,11 +63,14 @@ class Benchmark:
         return ~np.any(self.expression > 0, axis=1)
 
 
-def make_people(n_people: int, seed: int, detail_mm: float = 2.0, head=None) -> People:
-    """The held-out people, fixed by the seed."""
+def make_people(n_people: int, seed: int, detail_mm: float = 2.0, head=None,
+                **albedo_options) -> People:
+    """The held-out people, fixed by the seed (`albedo_options`:
+    `benchmark_faces.skin_albedo`'s)."""
     head = head or benchmark_faces.load_head()
     rng = np.random.default_rng([seed, 0x9E0])
-    persons = [benchmark_faces.make_person(head, rng, detail_mm) for _ in range(n_people)]
+    persons = [benchmark_faces.make_person(head, rng, detail_mm, **albedo_options)
+               for _ in range(n_people)]
     return People(persons, np.stack([benchmark_faces.person_scan(head, p) for p in persons]))
 
 
