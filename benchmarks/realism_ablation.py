@@ -17,15 +17,18 @@ no_detail (no out-of-model shape detail; its mean face and floor change with it)
 import argparse
 import dataclasses
 import pathlib
+import sys
 import time
 
 import numpy as np
 
-from facerecon_jax.eval import benchmark_faces, evaluation
-from facerecon_jax.fit import fitting
-from facerecon_jax.geometry.coefficients import CoeffLayout
-from facerecon_jax.io.config_files import get_config
-from facerecon_jax.models.model_loading import load_face_model
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from facerecon_jax.eval import benchmark_faces, evaluation  # noqa: E402
+from facerecon_jax.fit import fitting  # noqa: E402
+from facerecon_jax.geometry.coefficients import CoeffLayout  # noqa: E402
+from facerecon_jax.io import config_files  # noqa: E402
+from facerecon_jax.models.model_loading import load_face_model  # noqa: E402
+from facerecon_jax.photo import detection  # noqa: E402
 
 ELEMENTS = ("photo", "flat_albedo", "no_brows", "no_lips", "no_detail")
 
@@ -52,15 +55,17 @@ def main():
     ap.add_argument("--conditions", default="cooperative,indoor")
     ap.add_argument("--variants", default="photo,flat_albedo,no_brows,no_lips,no_detail,"
                                           "flat_albedo+no_detail")
-    ap.add_argument("--landmarks", default="true,dlib", help="true, dlib or both")
+    ap.add_argument("--landmarks", default="true,dlib",
+                    help="comma list: true (the true points), dlib (detected)")
     ap.add_argument("--seed", type=int, default=7331)
     args = ap.parse_args()
-    cfg = get_config(pathlib.Path(__file__).resolve().parent.parent / "configs" / "evaluate.py")
+    cfg = config_files.packaged("evaluate")
     model = load_face_model(cfg.fit.model)
     layout = CoeffLayout.for_model(model, cfg.fit.light)
     fit_cfg, fit_c = evaluation.fit_config(cfg.fit)
     lmap = fitting.landmark_map_for(model, fit_c.landmark_map)
     head = benchmark_faces.load_head()
+    det = detection.FaceDetector()
     conds = args.conditions.split(",")
     print(f"{args.people} people x {args.images} pictures per condition, seed {args.seed}; "
           "single-image fit / mean face (misses keep the mean face)")
@@ -72,21 +77,23 @@ def main():
         if unknown:
             raise SystemExit(f"unknown variant element(s) {sorted(unknown)}; known: {ELEMENTS}")
         people = people_for(variant, args.people, args.seed, head)
-        mean_face = evaluation.neutral_mesh(model, np.zeros(model.n_id))
-        mean_err = np.array([evaluation.score_mesh(model, mean_face, people.scans[p])["rmse_mm"]
-                             for p in range(args.people)])
-        pictures = {c: evaluation.make_benchmark(people, args.images, c, args.seed, 300, head)
-                    for c in conds}
+        everyone = np.arange(args.people)
+        mean_err = evaluation.score_identities(model, layout,
+                                               np.zeros((args.people, layout.size)), everyone,
+                                               people.scans, cfg.radius_mm)
+        pictures = {c: evaluation.make_benchmark(people, args.images, c, args.seed, cfg.size,
+                                                 head) for c in conds}
         for which in args.landmarks.split(","):
             t0 = time.time()
             cells = []
             for c in conds:
                 b = pictures[c]
                 prepared, where, missed = evaluation.prepare_images(
-                    model, b.images, b.landmarks if which == "true" else None)
+                    model, b.images, b.landmarks if which == "true" else None, det)
                 x = evaluation.fit_prepared(model, layout, prepared, where, len(b.images),
                                             fit_cfg, landmark_map=lmap)
-                err = evaluation.score_identities(model, layout, x, b.person, people.scans)
+                err = evaluation.score_identities(model, layout, x, b.person, people.scans,
+                                                  cfg.radius_mm)
                 ratio = err.mean() / mean_err[b.person].mean()
                 cells.append(f"{ratio:.3f}x" + (f" ({len(missed)} missed)" if len(missed) else ""))
             print(f"| {name} | {which} | " + " | ".join(cells)
