@@ -54,6 +54,35 @@ def test_albedo_without_brows_or_lips_changes_only_them(head):
         assert near[changed].max() < 0.2 * face_h, near[changed].max() / face_h
 
 
+def test_lips_fill_the_vermilion_and_stop_at_the_outer_contour(head):
+    """The lips' colour covers the red of the lips, between the outer contour (48-59) and the
+    inner one (60-67), and ends at the outer contour: a band centred on the outer contour (the
+    old albedo) left the vermilion by the mouth opening skin-coloured and coloured skin outside."""
+    person = bf.make_person(head, np.random.default_rng(3))
+    shape = bf.person_neutral(head, person)
+    lm = shape[head.landmarks]
+    face_h = float(lm[36:48, 1].mean() - lm[8, 1])
+    w = bf._lips(shape, lm, face_h)
+    face = shape[:bf.SCAN_VERTICES]
+
+    def nearest(point):
+        return int(np.argmin(np.linalg.norm(face - point, axis=1)))
+
+    # the middle of the vermilion, upper and lower lip
+    for outer, inner in ((50, 61), (51, 62), (52, 63), (56, 65), (57, 66), (58, 67)):
+        assert w[nearest((lm[outer] + lm[inner]) / 2)] > 0.99, (outer, inner)
+    # skin 3 mm (0.03 dm) outside the outer contour, above the upper lip and below the lower
+    # (the old band was ~0.7 there)
+    for outer, up in ((51, 1.0), (57, -1.0)):
+        assert w[nearest(lm[outer] + np.array([0.0, up * 0.03, 0.0]))] < 0.05, outer
+    # every coloured vertex lies on the lips or within ~2 mm of them
+    coloured = np.flatnonzero(w[:bf.SCAN_VERTICES] > 0.05)
+    lip_pts = np.concatenate([lm[48:68], (lm[48:60] + lm[[60, 61, 61, 62, 63, 63, 64, 65, 65, 66,
+                                                          67, 67]]) / 2])
+    d = np.min(np.linalg.norm(face[coloured][:, None] - lip_pts[None], axis=-1), axis=1)
+    assert len(coloured) > 30 and d.max() < 0.1 * face_h, (len(coloured), d.max() / face_h)
+
+
 def test_model_floor_recovers_an_in_model_face_and_not_the_detail(head, default_model):
     m = default_model
     rng = np.random.default_rng(1)

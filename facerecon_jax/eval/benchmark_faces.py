@@ -146,6 +146,18 @@ def _smooth_noise(points: np.ndarray, rng, scale: float, n: int = 24) -> np.ndar
     return (f - f.mean()) / max(f.std(), 1e-9)
 
 
+def _lips(shape: np.ndarray, lm: np.ndarray, face_h: float) -> np.ndarray:
+    """(V,) lip weight: 1 on the front of the face inside the outer lip contour (landmarks
+    48-59, seen from the front), falling off over ~1 mm outside it. (A band along the contour
+    alone left the vermilion by the mouth opening skin-coloured and moved dlib's lip points:
+    docs/accuracy.md item 20.)"""
+    contour = lm[48:60]
+    inside = ict_model.inside_polygon(shape[:, :2], contour[:, :2])
+    front = shape[:, 2] > contour[:, 2].min() - 0.12 * face_h
+    edge = ict_model.near_polyline(shape, np.concatenate([contour, contour[:1]]), 0.008 * face_h)
+    return np.where(inside & front, 1.0, edge)
+
+
 def skin_albedo(head: Head, shape: np.ndarray, rng: np.random.Generator,
                 with_brows: bool = True, with_lips: bool = True) -> np.ndarray:
     """(V, 3) photo-like albedo of the whole head for a neutral `shape`. `with_brows` /
@@ -174,8 +186,7 @@ def skin_albedo(head: Head, shape: np.ndarray, rng: np.random.Generator,
                        ict_model.near_polyline(shape, lm[22:27], 0.045 * face_h))
     brows = np.clip(brows * rng.uniform(0.6, 0.95), 0, 1)[:, None] * float(with_brows)
     skin = skin * (1 - brows) + hair * brows
-    lips = ict_model.near_polyline(shape, np.concatenate([lm[48:60], lm[48:49]]), 0.035 * face_h)
-    lips = np.clip(lips * 1.2, 0, 1)[:, None] * float(with_lips)
+    lips = _lips(shape, lm, face_h)[:, None] * float(with_lips)
     skin = skin * (1 - lips) + tone * np.array([0.85, 0.55, 0.55]) * lips
     # moles
     for c in rng.choice(SCAN_VERTICES, rng.integers(0, 6), replace=False):

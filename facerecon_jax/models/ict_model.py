@@ -324,7 +324,7 @@ def _graph_laplacian(tris, n):
     return scipy.sparse.diags(deg) - adj
 
 
-def _inside_polygon(points, poly):
+def inside_polygon(points, poly):
     """Even-odd rule: which 2D points lie inside the polygon (K, 2)."""
     x, y = points[:, 0], points[:, 1]
     inside = np.zeros(len(points), bool)
@@ -359,12 +359,12 @@ def _regions(mean_shape, landmarks):
                      lm[31]])
     skin = np.zeros(len(xy), bool)
     for poly in (fore, cheek_l, cheek_r, nose):
-        skin |= _inside_polygon(xy, poly)
+        skin |= inside_polygon(xy, poly)
     # Front face: inside the jaw line, closed over the forehead.
     jaw = lm[0:17]
     top = brow_top + 0.6 * face_h
     front_poly = np.concatenate([jaw, [[lm[16, 0], top], [lm[0, 0], top]]])
-    front_v = _inside_polygon(xy, front_poly)
+    front_v = inside_polygon(xy, front_poly)
     return skin, front_v
 
 
@@ -393,8 +393,8 @@ def _synthetic_texture(mean_shape, tris, landmarks, n_modes, seed=0):
     albedo = np.tile(skin, (v, 1))
     brows = np.maximum(near(lm[17:22], 0.035 * face_h), near(lm[22:27], 0.035 * face_h))
     lips = np.maximum(near(np.concatenate([lm[48:60], lm[48:49]]), 0.02 * face_h),
-                      _inside_polygon(xy, lm[48:60]) * 1.0)
-    eyes = _inside_polygon(xy, lm[36:42]) | _inside_polygon(xy, lm[42:48])
+                      inside_polygon(xy, lm[48:60]) * 1.0)
+    eyes = inside_polygon(xy, lm[36:42]) | inside_polygon(xy, lm[42:48])
     albedo = albedo * (1 - 0.5 * brows[:, None])
     albedo = albedo * (1 - lips[:, None]) + lips[:, None] * np.array([0.66, 0.38, 0.38])
     albedo = np.where(eyes[:, None], np.array([0.55, 0.45, 0.42]), albedo)
