@@ -19,6 +19,8 @@ def get_config():
     c.learning_rate = 1e-4
     c.lr_decay_epochs = 0          # 0: constant learning rate
     c.lr_decay_factor = 0.2
+    c.ema_decay = 0.0              # > 0: keep a moving average of the weights (e.g. 0.998),
+                                   # which checkpoints hold and prediction uses; 0: the paper's
     c.num_steps = 500_000
     c.num_epochs = 0               # > 0: num_steps = num_epochs x steps per epoch
     c.log_every = 100

@@ -377,3 +377,65 @@ def test_supervised_shape_error_of_the_identity_alone(tiny):
     c.supervised.update(weight=0.1, vertex_fields="exp")
     with pytest.raises(ValueError, match="vertex_fields"):
         train.Supervision.from_config(c, layout)
+
+
+def test_moving_average_of_the_weights_follows_the_trajectory_and_resumes(tiny, tmp_path):
+    """`ema_decay`: the state's parameter average is the recurrence e <- d e + (1 - d) p over
+    the optimiser's parameters, d = min(decay, (1 + t) / (10 + t)) at step t, computed again
+    here on the host from the recorded trajectory; a checkpoint holds it, a killed run resumes
+    it exactly, prediction uses it, and a checkpoint without one starts it at its parameters."""
+    import jax.numpy as jnp
+    import optax
+
+    model, ds = tiny
+    cfg = tiny_config()
+    net, _, hybrid, _ = train.make_training(cfg, model, None, axis_name=None)
+    state = train.create_train_state(jax.random.PRNGKey(0), net, SIZE, optax.adam(1e-2),
+                                     ema_decay=0.7)
+    host = ds.batches(8, seed=0, augment=False)
+    keys = ("image", "landmarks", "attention")
+    params = [jax.tree_util.tree_map(np.asarray, state.params)]
+    for _ in range(5):
+        batch = {k: jnp.asarray(v) for k, v in next(host).items() if k in keys}
+        state, _ = train.train_step(state, batch, hybrid_loss=hybrid)
+        params.append(jax.tree_util.tree_map(np.asarray, state.params))
+    want = params[0]
+    for t, p in enumerate(params[1:]):
+        d = min(0.7, (1 + t) / (10 + t))
+        want = jax.tree_util.tree_map(lambda e, q: d * e + (1 - d) * q, want, p)
+    got = jax.tree_util.tree_map(np.asarray, state.ema_params)
+    for g, w, p in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want),
+                       jax.tree_util.tree_leaves(params[-1])):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-7)
+    moved = [np.abs(w - p).max() for w, p in zip(jax.tree_util.tree_leaves(want),
+                                                 jax.tree_util.tree_leaves(params[-1]))]
+    assert max(moved) > 1e-4                       # the average is not the last parameters
+
+    # a run with the average, killed and resumed: the same average as an uninterrupted run
+    cfg = tiny_config(ema_decay=0.9)
+    train.train_and_evaluate(cfg, str(tmp_path / "a"), ds, model, log=lambda m: None)
+    train.train_and_evaluate(cfg, str(tmp_path / "b"), ds, model, max_steps=2,
+                             log=lambda m: None)
+    train.train_and_evaluate(cfg, str(tmp_path / "b"), ds, model, log=lambda m: None)
+    images = jnp.asarray(next(ds.batches(8, seed=3, augment=False))["image"])
+    full_ema, meta = train.load_predictor(tmp_path / "a")
+    resumed_ema, _ = train.load_predictor(tmp_path / "b")
+    full_raw, _ = train.load_predictor(tmp_path / "a", ema=False)
+    assert meta["ema"] is True
+    np.testing.assert_allclose(np.asarray(resumed_ema(images)), np.asarray(full_ema(images)),
+                               rtol=1e-4, atol=1e-6)
+    assert np.abs(np.asarray(full_ema(images)) - np.asarray(full_raw(images))).max() > 1e-6
+    # a checkpoint saved without an average, resumed with one: the average starts there, said
+    tx = optax.adam(train.make_schedule(cfg, 1))
+    plain = train.create_train_state(jax.random.PRNGKey(1), net, SIZE, tx)
+    mngr = train.checkpoint_manager(tmp_path / "c")
+    train.save_checkpoint(mngr, plain, {"ema": False})
+    said = []
+    blank = train.create_train_state(jax.random.PRNGKey(2), net, SIZE, tx, ema_decay=0.9)
+    restored, _ = train.restore_checkpoint(mngr, blank, log=said.append)
+    assert any("no parameter average" in m for m in said)
+    for e, p, q in zip(jax.tree_util.tree_leaves(restored.ema_params),
+                       jax.tree_util.tree_leaves(restored.params),
+                       jax.tree_util.tree_leaves(plain.params)):
+        np.testing.assert_array_equal(np.asarray(e), np.asarray(q))
+        np.testing.assert_array_equal(np.asarray(p), np.asarray(q))

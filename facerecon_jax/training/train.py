@@ -47,7 +47,30 @@ class TrainingDivergedError(RuntimeError):
 
 
 class TrainState(train_state.TrainState):
+    """Flax's TrainState with BatchNorm statistics and, when `ema_decay` > 0, an exponential
+    moving average of the parameters (`ema_params`), which checkpoints keep and prediction uses
+    (`load_predictor`): the weights' step-to-step noise at a constant learning rate averaged
+    out, as big_vision and most image regressors do."""
     batch_stats: Any = None
+    ema_params: Any = None
+    ema_decay: float = flax.struct.field(pytree_node=False, default=0.0)
+
+
+def ema_rate(decay: float, step):
+    """The average's decay at optimiser step `step` (0-based): `decay`, but at most
+    (1 + step) / (10 + step), so that early on the average is not held at the initial weights
+    (TensorFlow's ExponentialMovingAverage with num_updates)."""
+    return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+def update_ema(state: TrainState) -> TrainState:
+    """`state` (after an optimiser step, params new, step already advanced) with its
+    parameter average moved towards the new parameters."""
+    if not state.ema_decay:
+        return state
+    d = ema_rate(state.ema_decay, state.step - 1)
+    return state.replace(ema_params=jax.tree_util.tree_map(
+        lambda e, p: d * e + (1.0 - d) * p, state.ema_params, state.params))
 
 
 def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int):
@@ -59,10 +82,15 @@ def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int):
     return optax.constant_schedule(config.learning_rate)
 
 
-def create_train_state(rng, net: rnet.RNet, image_size: int, tx) -> TrainState:
+def create_train_state(rng, net: rnet.RNet, image_size: int, tx,
+                       ema_decay: float = 0.0) -> TrainState:
+    """A new state; `ema_decay` > 0 keeps a moving average of the parameters (`update_ema`)."""
     variables = net.init(rng, jnp.zeros((1, image_size, image_size, 3), jnp.float32))
     state = TrainState.create(apply_fn=net.apply, params=variables["params"], tx=tx,
-                              batch_stats=variables.get("batch_stats", {}))
+                              batch_stats=variables.get("batch_stats", {}),
+                              ema_decay=float(ema_decay),
+                              ema_params=(jax.tree_util.tree_map(jnp.copy, variables["params"])
+                                          if ema_decay else None))
     # a strongly typed step, so the jitted step's output state has the input's types
     return state.replace(step=jnp.zeros((), jnp.int32))
 
@@ -213,7 +241,7 @@ def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, hybrid_loss:
     finite = jnp.isfinite(metrics["loss"])
     for g in jax.tree_util.tree_leaves(grads):
         finite &= jnp.all(jnp.isfinite(g))
-    new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+    new_state = update_ema(state.apply_gradients(grads=grads, batch_stats=batch_stats))
     state = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new_state, state)
     metrics["finite"] = finite.astype(jnp.float32)
     metrics["grad_norm"] = optax.tree.norm(grads)
@@ -291,27 +319,48 @@ def save_checkpoint(mngr: ocp.CheckpointManager, state: TrainState, meta: dict) 
     mngr.wait_until_finished()
 
 
-def _savable(state: TrainState) -> dict:
-    return {"step": state.step, "params": state.params, "opt_state": state.opt_state,
-            "batch_stats": state.batch_stats}
+def _savable(state: TrainState, ema: Optional[bool] = None) -> dict:
+    out = {"step": state.step, "params": state.params, "opt_state": state.opt_state,
+           "batch_stats": state.batch_stats}
+    if state.ema_params is not None if ema is None else ema:
+        out["ema_params"] = state.ema_params if state.ema_params is not None else state.params
+    return out
 
 
-def restore_checkpoint(mngr: ocp.CheckpointManager, state: TrainState, step=None):
-    """(state, meta) from the latest (or given) checkpoint, or (state, None) if there is none."""
+def _read_meta(mngr: ocp.CheckpointManager, step) -> dict:
+    return mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+
+def restore_checkpoint(mngr: ocp.CheckpointManager, state: TrainState, step=None, log=None):
+    """(state, meta) from the latest (or given) checkpoint, or (state, None) if there is none.
+    A checkpoint saved without a parameter average (meta "ema" false), restored into a state
+    that keeps one, starts the average at the restored parameters (said through `log`)."""
     step = mngr.latest_step() if step is None else step
     if step is None:
         return state, None
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, _savable(state))
+    saved_ema = bool(_read_meta(mngr, step).get("ema", False))
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct,
+                                      _savable(state, ema=saved_ema))
     r = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                    meta=ocp.args.JsonRestore()))
     s = r["state"]
+    ema = None
+    if state.ema_decay:
+        ema = s.get("ema_params")
+        if ema is None:
+            ema = jax.tree_util.tree_map(jnp.copy, s["params"])
+            if log is not None:
+                log(f"the checkpoint at step {step} has no parameter average: it starts at "
+                    f"that step's parameters (ema_decay {state.ema_decay})")
     return state.replace(step=s["step"], params=s["params"], opt_state=s["opt_state"],
-                         batch_stats=s["batch_stats"]), r["meta"]
+                         batch_stats=s["batch_stats"], ema_params=ema), r["meta"]
 
 
-def load_predictor(checkpoint_dir, step=None):
+def load_predictor(checkpoint_dir, step=None, ema: bool = True):
     """(predict(images (B,H,W,3) in [0,1]) -> coefficients, meta) from a training workdir or its
-    checkpoints folder, for reconstruct's --checkpoint and for evaluation."""
+    checkpoints folder, for reconstruct's --checkpoint and for evaluation. The parameters are
+    the run's moving average when it kept one (config.ema_decay > 0) and `ema`, else the
+    optimiser's."""
     d = pathlib.Path(checkpoint_dir).expanduser().resolve()
     if (d / "checkpoints").is_dir():
         d = d / "checkpoints"
@@ -327,7 +376,10 @@ def load_predictor(checkpoint_dir, step=None):
                          head=meta.get("head", "mean"))
     restored = mngr.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore()))["state"]
-    variables = {"params": restored["params"], "batch_stats": restored["batch_stats"]}
+    params = restored["params"]
+    if ema and meta.get("ema", False):
+        params = restored["ema_params"]
+    variables = {"params": params, "batch_stats": restored["batch_stats"]}
 
     size = int(meta["image_size"])
 
@@ -456,11 +508,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
     num_steps = (config.num_epochs * steps_per_epoch if config.num_epochs
                  else config.num_steps)
     tx = optax.adam(make_schedule(config, steps_per_epoch))
-    state = create_train_state(jax.random.PRNGKey(config.seed), net, config.image_size, tx)
+    ema_decay = float(config.get("ema_decay", 0.0))
+    state = create_train_state(jax.random.PRNGKey(config.seed), net, config.image_size, tx,
+                               ema_decay)
     if config.backbone_checkpoint:
         state = load_backbone(state, config.backbone_checkpoint)
+        if ema_decay:
+            state = state.replace(ema_params=jax.tree_util.tree_map(jnp.copy, state.params))
     mngr = checkpoint_manager(workdir, config.keep_checkpoints)
-    state, meta = restore_checkpoint(mngr, state)
+    state, meta = restore_checkpoint(mngr, state, log=log)
     start = int(state.step)
     if meta is not None:
         log(f"resumed from {workdir / 'checkpoints'} at step {start}")
@@ -471,7 +527,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
             log("WARNING: " + msg)
     meta_out = {"arch": config.arch, "num_outputs": layout.size, "image_size": config.image_size,
                 "light": config.light, "width": config.width,
-                "head": config.head, "seed": config.seed,
+                "head": config.head, "seed": config.seed, "ema": bool(ema_decay),
                 "face_model": face_model.info.get("name", ""),
                 "config": json.loads(config.to_json_best_effort())}
     rstate = replicate(state)
