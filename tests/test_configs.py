@@ -56,8 +56,8 @@ def test_config_runs_one_tiny_step(path, grid, shards, tmp_path):
         c.perceptual = False
         net, layout, loss, _ = train.make_training(c, grid, None, axis_name=None)
         tx = optax.adam(train.make_schedule(c, steps_per_epoch=10))
-        state = jax.eval_shape(lambda: train.create_train_state(jax.random.PRNGKey(c.seed), net,
-                                                                 SIZE, tx))
+        state = jax.eval_shape(lambda: train.create_train_state(
+            jax.random.PRNGKey(c.seed), net, SIZE, tx, c.get("ema_decay", 0.0)))
         batch = next(shards[c.light].batches(2, augment=c.data.augment))
         batch = {k: jnp.asarray(batch[k]) for k in ("image", "landmarks", "attention")}
         new_state, metrics = jax.eval_shape(
@@ -65,6 +65,9 @@ def test_config_runs_one_tiny_step(path, grid, shards, tmp_path):
         assert metrics["loss"].shape == () and layout.size > 0
         assert jax.tree_util.tree_structure(new_state.params) == \
             jax.tree_util.tree_structure(state.params)
+        if c.get("ema_decay", 0.0):                  # the weights' average, kept beside them
+            assert jax.tree_util.tree_structure(new_state.ema_params) == \
+                jax.tree_util.tree_structure(state.params)
     elif "steps_landmark" in c or "fit" in c:        # fitting (reconstruct, evaluate)
         fit = c.fit if "fit" in c else c
         fit.steps_landmark, fit.steps, fit.perceptual = 2, 1, False
