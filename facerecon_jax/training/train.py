@@ -63,6 +63,13 @@ def ema_rate(decay: float, step):
     return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
+def start_ema(state: TrainState) -> TrainState:
+    """`state` with its parameter average (when it keeps one) set to its parameters."""
+    if not state.ema_decay:
+        return state
+    return state.replace(ema_params=jax.tree_util.tree_map(jnp.copy, state.params))
+
+
 def update_ema(state: TrainState) -> TrainState:
     """`state` (after an optimiser step, params new, step already advanced) with its
     parameter average moved towards the new parameters."""
@@ -88,11 +95,9 @@ def create_train_state(rng, net: rnet.RNet, image_size: int, tx,
     variables = net.init(rng, jnp.zeros((1, image_size, image_size, 3), jnp.float32))
     state = TrainState.create(apply_fn=net.apply, params=variables["params"], tx=tx,
                               batch_stats=variables.get("batch_stats", {}),
-                              ema_decay=float(ema_decay),
-                              ema_params=(jax.tree_util.tree_map(jnp.copy, variables["params"])
-                                          if ema_decay else None))
+                              ema_decay=float(ema_decay))
     # a strongly typed step, so the jitted step's output state has the input's types
-    return state.replace(step=jnp.zeros((), jnp.int32))
+    return start_ema(state.replace(step=jnp.zeros((), jnp.int32)))
 
 
 def load_backbone(state: TrainState, path: str) -> TrainState:
@@ -322,8 +327,9 @@ def save_checkpoint(mngr: ocp.CheckpointManager, state: TrainState, meta: dict) 
 def _savable(state: TrainState, ema: Optional[bool] = None) -> dict:
     out = {"step": state.step, "params": state.params, "opt_state": state.opt_state,
            "batch_stats": state.batch_stats}
-    if state.ema_params is not None if ema is None else ema:
-        out["ema_params"] = state.ema_params if state.ema_params is not None else state.params
+    keep = state.ema_params is not None if ema is None else ema
+    if keep:      # (restoring a saved average into a state without one: its shapes are params')
+        out["ema_params"] = state.params if state.ema_params is None else state.ema_params
     return out
 
 
@@ -338,22 +344,21 @@ def restore_checkpoint(mngr: ocp.CheckpointManager, state: TrainState, step=None
     step = mngr.latest_step() if step is None else step
     if step is None:
         return state, None
-    saved_ema = bool(_read_meta(mngr, step).get("ema", False))
+    meta = _read_meta(mngr, step)
+    saved_ema = bool(meta.get("ema", False))
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct,
                                       _savable(state, ema=saved_ema))
-    r = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
-                                                   meta=ocp.args.JsonRestore()))
-    s = r["state"]
-    ema = None
-    if state.ema_decay:
-        ema = s.get("ema_params")
-        if ema is None:
-            ema = jax.tree_util.tree_map(jnp.copy, s["params"])
-            if log is not None:
-                log(f"the checkpoint at step {step} has no parameter average: it starts at "
-                    f"that step's parameters (ema_decay {state.ema_decay})")
-    return state.replace(step=s["step"], params=s["params"], opt_state=s["opt_state"],
-                         batch_stats=s["batch_stats"], ema_params=ema), r["meta"]
+    s = mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract)))["state"]
+    state = state.replace(step=s["step"], params=s["params"], opt_state=s["opt_state"],
+                          batch_stats=s["batch_stats"],
+                          ema_params=s.get("ema_params") if state.ema_decay else None)
+    if state.ema_decay and not saved_ema:
+        state = start_ema(state)
+        if log is not None:
+            log(f"the checkpoint at step {step} has no parameter average: it starts at that "
+                f"step's parameters (ema_decay {state.ema_decay})")
+    return state, meta
 
 
 def load_predictor(checkpoint_dir, step=None, ema: bool = True):
@@ -371,7 +376,7 @@ def load_predictor(checkpoint_dir, step=None, ema: bool = True):
     step = mngr.latest_step() if step is None else step
     if step is None:
         raise FileNotFoundError(f"no R-Net checkpoint found in {d}")
-    meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    meta = _read_meta(mngr, step)
     net = rnet.make_rnet(meta["arch"], meta["num_outputs"], width=meta.get("width", 64),
                          head=meta.get("head", "mean"))
     restored = mngr.restore(step, args=ocp.args.Composite(
@@ -512,9 +517,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
     state = create_train_state(jax.random.PRNGKey(config.seed), net, config.image_size, tx,
                                ema_decay)
     if config.backbone_checkpoint:
-        state = load_backbone(state, config.backbone_checkpoint)
-        if ema_decay:
-            state = state.replace(ema_params=jax.tree_util.tree_map(jnp.copy, state.params))
+        state = start_ema(load_backbone(state, config.backbone_checkpoint))
     mngr = checkpoint_manager(workdir, config.keep_checkpoints)
     state, meta = restore_checkpoint(mngr, state, log=log)
     start = int(state.step)
