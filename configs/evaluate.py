@@ -52,6 +52,7 @@ def get_config():
         "jaw contour 1/4": {"contour_weight": 0.25},
         "landmark noise none (the paper's per-point weights)": {"landmark_noise": "none"},
         "squared landmark error (no robust kernel)": {"landmark_robust": 0.0},
+        "landmark weights the same at every yaw": {"landmark_noise_by_yaw": False},
         "landmark noise as dlib's error covariance": {"landmark_noise": "covariance",
                                                       "landmark_robust": 0.0},
         "learned landmark embedding": {"landmark_map": "learned"},

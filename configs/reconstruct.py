@@ -53,6 +53,11 @@ def get_config():
                                    # "covariance": dlib's error covariance about the calibrated
                                    # offsets (errors shared by the points count once; better
                                    # on the benchmark, misaligns real photos: accuracy.md 16)
+    c.landmark_noise_by_yaw = True  # dlib's points stray farther as the head turns (x1.5 at
+                                   # 25 degrees, x2.5 at 45: landmark_embedding.
+                                   # detector_noise_by_yaw, calibrated with the offsets): each
+                                   # picture's landmark weights / that ratio^2 at its fitted yaw
+                                   # (docs/accuracy.md item 21); False: the same at every yaw
     c.landmark_robust = 0.25       # a Cauchy kernel on each point's weighted error, its scale
                                    # in inter-ocular distances: ~2.6x the median point's
                                    # measured scatter (0.095), so a point dlib put off the face

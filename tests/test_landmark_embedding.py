@@ -130,6 +130,31 @@ def test_learn_offsets_recovers_planted_offsets(rng):
     assert np.max(out["after"]) < 0.01                  # 0.5 px noise over ~95 px IOD
 
 
+def test_noise_by_yaw_recovers_a_planted_growth_of_the_scatter(rng):
+    """Residuals whose scatter is planted as 0.05 (1 + (|yaw| / 30 deg)^2) inter-ocular
+    distances, plus failed points beyond the cap: `noise_by_yaw` returns each 10-degree bin's
+    RMS over the inner points (failures left out) and its ratio to the frontal bin's; the
+    shipped calibration holds such knots, growing with yaw, and the fit config reads them."""
+    from facerecon_jax.fit import fitting
+
+    n = 20000
+    yaw = np.radians(rng.uniform(-50, 50, n))
+    sd = 0.05 * (1 + (np.degrees(yaw) / 30.0) ** 2)
+    r = rng.normal(0, 1, (n, 68, 2)) * sd[:, None, None] / np.sqrt(2)
+    r[:50, 30] = 5.0                                    # failed points: left out
+    out = le.noise_by_yaw(r, yaw, bin_degrees=10.0, cap=1.5)
+    assert out["yaw_deg"] == [5.0, 15.0, 25.0, 35.0, 45.0]
+    expect = np.array([np.sqrt(np.mean((0.05 * (1 + (rng.uniform(lo, lo + 10, 200000) / 30)
+                                                     ** 2)) ** 2)) for lo in range(0, 50, 10)])
+    np.testing.assert_allclose(out["rms"], expect, rtol=0.03)
+    np.testing.assert_allclose(out["ratio"], expect / expect[0], rtol=0.03)
+    shipped = le.detector_noise_by_yaw()
+    assert shipped[0] == (5.0, 1.0) and shipped[-1][1] > 1.5
+    assert all(b[1] > a[1] for a, b in zip(shipped, shipped[1:]))
+    assert fitting.landmark_noise_by_yaw(True) == shipped
+    assert fitting.landmark_noise_by_yaw(False) == ()
+
+
 def test_error_covariance_recovers_a_planted_covariance(rng):
     """Residuals drawn from a known covariance (a shared shift of every point on top of
     independent scatter): the estimate is that covariance moved `shrink` of the way towards

@@ -155,6 +155,37 @@ def test_landmark_gain_compares_with_what_a_shrinking_detector_returns(small_gri
     assert lan(1.0, shrunk).max() < 0.01 * exact_at_face.min()
 
 
+def test_landmark_weights_fall_with_the_detectors_scatter_at_the_fitted_yaw(small_grid, rng):
+    """lan_yaw_noise knots (|yaw| degrees, scatter ratio): a head at yaw +-15 degrees, between
+    knots (0, 1) and (30, 2), has its landmark term divided by 1.5^2 (linear interpolation,
+    either side); at 40 degrees, past the last knot, by 2^2; the robust kernel's scale grows
+    with the scatter (e (c D)^2 log(1 + e / (c D)^2) with e the weighted error) alike."""
+    import dataclasses
+
+    from facerecon_jax.geometry import camera as cam
+    from facerecon_jax.geometry.coefficients import CoeffLayout
+
+    model = small_grid.to_jax()
+    lay = CoeffLayout.for_model(model, "mono")
+    parts = lay.split(jnp.asarray(0.1 * rng.normal(size=(3, lay.size)), jnp.float32))
+    parts["angles"] = jnp.asarray(np.radians([[0.0, 15.0, 0.0], [0.0, -15.0, 0.0],
+                                              [0.0, 40.0, 0.0]]), jnp.float32)
+    x = lay.join(parts)
+    batch = {"landmarks": jnp.asarray(rng.uniform(40, 180, (3, 68, 2)), jnp.float32)}
+
+    def lan(**changes):
+        w = dataclasses.replace(losses.LossWeights(coef=0.0), **changes)
+        fn = losses.make_hybrid_loss(model, lay, camera=cam.Camera(), weights=w,
+                                     landmarks_only=True)
+        return np.asarray(fn(x, batch)[1]["lan"], np.float64)
+
+    knots = ((0.0, 1.0), (30.0, 2.0))
+    np.testing.assert_allclose(lan(lan_yaw_noise=knots), lan() / np.array([2.25, 2.25, 4.0]),
+                               rtol=1e-5)
+    robust = lan(lan_yaw_noise=knots, lan_robust=0.25)
+    assert np.all(robust < lan(lan_yaw_noise=knots)) and np.all(robust > 0)
+
+
 def test_supervised_coefficients_masks_shape_and_pose_parts(small_grid, rng):
     from facerecon_jax.geometry.coefficients import CoeffLayout
     lay = CoeffLayout.for_model(small_grid, "mono")

@@ -146,6 +146,7 @@ def calibrate_offsets_to_file(path, n_people: int = 40, views: int = 12, seed: i
                  "noise_covariance": "the detector's error about the offsets' points over x0, "
                                      "y0, x1, y1, ... (inter-ocular distances squared; each "
                                      "point capped at 0.3, 0.1 of the way to the diagonal)",
+                 "noise_by_yaw": res["noise_by_yaw"],
                  "rms_before": np.round(res["before"], 4).tolist(),
                  "rms_after": np.round(res["after"], 4).tolist()}
         b, f = res["before"], res["after"]

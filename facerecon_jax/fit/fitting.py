@@ -76,6 +76,8 @@ class FitConfig:
                                 lan_exp=c.get("landmark_expression", 1.0),
                                 lan_gain=c.get("landmark_gain", 1.0),
                                 lan_robust=c.get("landmark_robust", 0.0),
+                                lan_yaw_noise=landmark_noise_by_yaw(
+                                    c.get("landmark_noise_by_yaw", False)),
                                 **landmark_noise(c.get("landmark_noise", "none")))
         return cls(steps_landmark=c.steps_landmark, steps=c.steps, lr=c.lr, lr_pose=c.lr_pose,
                    weights=w, perceptual=c.perceptual, backend=c.backend,
@@ -121,6 +123,14 @@ def landmark_noise(name: str) -> dict:
             float(v) for v in landmark_embedding.detector_covariance().reshape(-1))}
     raise ValueError(f"landmark_noise must be 'none', 'calibrated' or 'covariance', got "
                      f"{name!r}")
+
+
+def landmark_noise_by_yaw(on: bool) -> tuple:
+    """`losses.LossWeights.lan_yaw_noise` for a config's `landmark_noise_by_yaw`: the shipped
+    calibration's knots (`landmark_embedding.detector_noise_by_yaw`) or () (the same at every
+    yaw)."""
+    from facerecon_jax.fit import landmark_embedding  # noqa: PLC0415
+    return landmark_embedding.detector_noise_by_yaw() if on else ()
 
 
 def landmark_map_for(model: FaceModel, name: str):

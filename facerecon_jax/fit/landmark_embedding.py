@@ -164,6 +164,25 @@ def detector_covariance(path: Optional[pathlib.Path] = None) -> np.ndarray:
     return cov
 
 
+def detector_noise_by_yaw(path: Optional[pathlib.Path] = None) -> tuple:
+    """((|yaw| degrees, scatter / the frontal scatter), ...): how much farther the detector's
+    inner points stray as the head turns (`noise_by_yaw` of the calibration pictures, apart
+    from the evaluation's; dlib's roughly doubles by 40 degrees). `losses.landmark` divides a
+    picture's landmark weights by the ratio squared at its fitted yaw."""
+    path = pathlib.Path(path) if path else OFFSETS_FILE
+    remake = "python -m launch.calibrate_landmarks --kind offsets"
+    by_yaw = _calibration(path, remake)["info"].get("noise_by_yaw")
+    if by_yaw is None:
+        raise ValueError(f"{path}: holds no info.noise_by_yaw (made before it was calibrated; "
+                         f"`{remake}` remakes it)")
+    yaw, ratio = (np.asarray(by_yaw[k], np.float64) for k in ("yaw_deg", "ratio"))
+    if yaw.ndim != 1 or yaw.shape != ratio.shape or not (np.all(np.diff(yaw) > 0)
+                                                        and np.all(ratio > 0)):
+        raise ValueError(f"{path}: info.noise_by_yaw must hold increasing yaw_deg and as many "
+                         f"positive ratios, got {by_yaw}")
+    return tuple((float(a), float(r)) for a, r in zip(yaw, ratio))
+
+
 # --------------------------------------------------------------------------- learning it
 
 def visible_vertices(screen: np.ndarray, depth: np.ndarray, n: int, eps: float = 0.02
@@ -243,7 +262,8 @@ def learn_offsets(detections: np.ndarray, world: np.ndarray, rotations: np.ndarr
     further than `cap` inter-ocular distances from the vertex are left out (failed ones).
     Returns offset (68, 3), contour_offset (n_bins, 17, 3) (model units), the RMS residual
     per landmark in inter-ocular distances before and after ("before", "after": (68,)) and the
-    covariance of what remains (`error_covariance`, (136, 136), inter-ocular units squared)."""
+    covariance of what remains (`error_covariance`, (136, 136), inter-ocular units squared)
+    and how its scatter grows with yaw (`noise_by_yaw`)."""
     import jax  # noqa: PLC0415
 
     det = np.asarray(detections, np.float64)
@@ -291,9 +311,32 @@ def learn_offsets(detections: np.ndarray, world: np.ndarray, rotations: np.ndarr
     def rms(p):
         e = np.linalg.norm(det - p, axis=-1) / iod[:, None]
         return np.sqrt(np.sum(np.where(keep, e ** 2, 0), 0) / np.maximum(keep.sum(0), 1))
+    residual = (det - after) / iod[:, None, None]
     return {"offset": offset, "contour_offset": contour_offset, "before": rms(base),
-            "after": rms(after), "covariance": error_covariance((det - after) / iod[:, None, None],
-                                                                cap, shrink)}
+            "after": rms(after), "covariance": error_covariance(residual, cap, shrink),
+            "noise_by_yaw": noise_by_yaw(residual, yaws, cap=cap)}
+
+
+def noise_by_yaw(residuals: np.ndarray, yaws: np.ndarray, bin_degrees: float = 10.0,
+                 cap: float = 0.3, points=slice(17, 68)) -> Dict[str, list]:
+    """How the detector's scatter grows with the head's yaw: the RMS of the inner points'
+    residuals (N, 68, 2; inter-ocular distances; points beyond `cap` left out as failures) in
+    bins of |yaw| (radians in, `bin_degrees` wide), each as a ratio to the first (frontal) bin's.
+    Returns {"yaw_deg": bin centres, "ratio": ..., "rms": ...}; bins with no picture are
+    dropped."""
+    e2 = np.sum(np.asarray(residuals, np.float64)[:, points] ** 2, axis=-1)     # (N, P)
+    keep = e2 <= cap ** 2
+    deg = np.degrees(np.abs(np.asarray(yaws, np.float64)))
+    centres, rms = [], []
+    for lo in np.arange(0.0, deg.max() + 1e-9, bin_degrees):
+        sel = (deg >= lo) & (deg < lo + bin_degrees)
+        n = keep[sel].sum()
+        if n:
+            centres.append(lo + bin_degrees / 2)
+            rms.append(float(np.sqrt(np.sum(np.where(keep[sel], e2[sel], 0.0)) / n)))
+    rms = np.asarray(rms)
+    return {"yaw_deg": [float(c) for c in centres], "ratio": np.round(rms / rms[0], 4).tolist(),
+            "rms": np.round(rms, 4).tolist()}
 
 
 def error_covariance(residuals: np.ndarray, cap: float = 0.3, shrink: float = 0.1) -> np.ndarray:

@@ -54,6 +54,9 @@ class LossWeights:
                                   # of a face's deviation from the mean face, so they are
                                   # compared with the model's landmarks moved only that far
                                   # from the mean identity's (same pose and expression)
+    lan_yaw_noise: tuple = ()     # the detector's scatter by head yaw: knots ((|yaw| degrees,
+                                  # scatter / the frontal scatter), ...); each picture's
+                                  # landmark weights / that ratio^2 at its fitted yaw; () = none
 
     @classmethod
     def paper(cls) -> "LossWeights":
@@ -111,22 +114,26 @@ def photometric(image, target, region, attention=None, eps: float = 1e-8):
     return jnp.sum(a * diff, axis=(-1, -2)) / jnp.maximum(jnp.sum(a, axis=(-1, -2)), 1.0)
 
 
-def landmark(pred, target, weights=None, robust: float = 0.0):
+def landmark(pred, target, weights=None, robust: float = 0.0, scale=None):
     """(1/N) sum_n w_n ||q_n - q'_n||^2 per image (B,), pixels; with weights a (2N, 2N)
     matrix P (`landmark_precision`), (1/N) r^T P r for r the N points' differences
     (x0, y0, x1, ...).
 
     `robust` c > 0 (per-point weights only): each e_n = w_n ||q_n - q'_n||^2 becomes
     (c D)^2 log(1 + e_n / (c D)^2), D the target's inter-ocular distance (pixels; eye centres
-    36-41 and 42-47): the same for errors well below c D / sqrt(w_n), logarithmic beyond."""
+    36-41 and 42-47): the same for errors well below c D / sqrt(w_n), logarithmic beyond.
+    `scale` (B,) multiplies each image's weights (`LossWeights.lan_yaw_noise`)."""
     if weights is None:
         weights = jnp.asarray(landmark_weights())
     if weights.ndim == 2:
         if robust:
             raise ValueError("a robust landmark kernel needs per-point weights, not a matrix")
         r = (pred - target).reshape(*pred.shape[:-2], -1)
-        return jnp.einsum("...i,ij,...j->...", r, weights, r) / pred.shape[-2]
+        q = jnp.einsum("...i,ij,...j->...", r, weights, r) / pred.shape[-2]
+        return q if scale is None else q * scale
     e = jnp.sum((pred - target) ** 2, axis=-1) * weights
+    if scale is not None:
+        e = e * scale[..., None]
     if robust:
         t = jax.lax.stop_gradient(target)
         iod = jnp.linalg.norm(t[..., 36:42, :].mean(-2) - t[..., 42:48, :].mean(-2), axis=-1)
@@ -255,7 +262,12 @@ def make_hybrid_loss(model, layout, *, camera, weights: LossWeights = LossWeight
             mean_id = dict(parts, id=jnp.zeros_like(parts["id"]))
             _, rot_m, posed_m, _ = renderer.screen_vertices(model, mean_id, camera)
             lm = w.lan_gain * lm + (1.0 - w.lan_gain) * landmarks_of(posed_m, rot_m)
-        terms = {"lan": landmark(lm, batch["landmarks"], lan_w, w.lan_robust),
+        lan_scale = None
+        if w.lan_yaw_noise:
+            knots = np.asarray(w.lan_yaw_noise, np.float32)
+            yaw = jnp.abs(jnp.degrees(jax.lax.stop_gradient(parts["angles"][..., 1])))
+            lan_scale = 1.0 / jnp.interp(yaw, knots[:, 0], knots[:, 1]) ** 2
+        terms = {"lan": landmark(lm, batch["landmarks"], lan_w, w.lan_robust, lan_scale),
                  "coef": coefficient_reg(parts, w, batch.get("shared_scale"))}
         if not landmarks_only:
             out = renderer.render_vertices(model, verts, rcfg, background=batch["image"])
