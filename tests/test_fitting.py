@@ -283,11 +283,12 @@ def test_fitting_at_a_smaller_size(default_model):
 def test_fit_with_the_detectors_error_covariance(default_model):
     """`landmark_noise="covariance"` reaches the solver (a 136 x 136 weight matrix in the
     static config): the landmark stage lowers the Mahalanobis term on a planted face, and the
-    value it reports is the one numpy computes from the fitted landmarks."""
+    value it reports is the one numpy computes from the fitted landmarks (the same weight at
+    every yaw, so numpy's value needs no yaw)."""
     m, lay, camera, batch = _tiny_problem(default_model)
     base = fitting.FitConfig.default(steps_landmark=30, steps=0, perceptual=False,
                                      camera=camera)
-    w = dataclasses.replace(base.weights, lan_noise=(), lan_robust=0.0,
+    w = dataclasses.replace(base.weights, lan_noise=(), lan_robust=0.0, lan_yaw_noise=(),
                             **fitting.landmark_noise("covariance"))
     x, hist = fitting.fit(m, lay, batch, dataclasses.replace(base, weights=w))
     lan = hist["landmarks"]["lan"]
