@@ -63,6 +63,15 @@ def get_config():
                                    # measured scatter (0.095), so a point dlib put off the face
                                    # pulls logarithmically (docs/accuracy.md item 18); 0: the
                                    # squared error (the paper's)
+    c.landmark_openings = 0.5      # the eyes' and the mouth's openings as dlib gives them
+                                   # (upper against lower lid and inner lip; an error all of
+                                   # dlib's points share cancels there), this many times the
+                                   # landmark term's weight (losses.landmark_openings; DECA's
+                                   # eye closure term; docs/accuracy.md item 22); 0: none
+    c.photometric_kernel = "distance"  # "squared": each pixel's colour distance squared, at
+                                   # the distance's pull for a pixel at the picture's mean
+                                   # (docs/accuracy.md item 22: the benchmark gains, real
+                                   # smiles close unless the openings hold them)
     c.contour_weight = 1.0         # per-landmark weight of the 17 jaw-contour points
     c.landmark_map = "calibrated"  # "calibrated": the model's landmark vertices and the shipped
                                    # 3D offset of dlib's points from each (landmark_embedding;

@@ -18,6 +18,52 @@ def test_photometric_is_attention_weighted_mean_of_l2(rng):
         np.testing.assert_allclose(got[b], (a * d).sum() / a.sum(), rtol=1e-5)
 
 
+def test_squared_photometric_kernel_pulls_as_the_distance_at_the_mean_distance(rng):
+    """kernel "squared": sum A d^2 / (2 m sum A), m the attention-weighted mean distance; its
+    gradient on a pixel is d / m times the distance kernel's (equal at d = m, finite
+    differences of the value with m held), and anything else is refused."""
+    import jax
+
+    img = rng.uniform(size=(2, 5, 6, 3)).astype(np.float32)
+    tgt = rng.uniform(size=(2, 5, 6, 3)).astype(np.float32)
+    region = (rng.uniform(size=(2, 5, 6)) > 0.3).astype(np.float32)
+    att = rng.uniform(size=(2, 5, 6)).astype(np.float32)
+    args = (jnp.asarray(tgt), jnp.asarray(region), jnp.asarray(att))
+    got = np.asarray(losses.photometric(jnp.asarray(img), *args, eps=0.0, kernel="squared"))
+    d = np.linalg.norm(img - tgt, axis=-1).astype(np.float64)
+    a = region * att
+    m = (a * d).sum((1, 2)) / a.sum((1, 2))
+    np.testing.assert_allclose(got, (a * d ** 2).sum((1, 2)) / (2 * m * a.sum((1, 2))),
+                               rtol=1e-5)
+
+    def grad(kernel):
+        f = lambda x: jnp.sum(losses.photometric(x, *args, kernel=kernel))  # noqa: E731
+        return np.asarray(jax.grad(f)(jnp.asarray(img)), np.float64)
+    g_sq, g_d = grad("squared"), grad("distance")
+    on = a > 0.05
+    ratio = np.linalg.norm(g_sq, axis=-1)[on] / np.linalg.norm(g_d, axis=-1)[on]
+    np.testing.assert_allclose(ratio, (d / m[:, None, None])[on], rtol=1e-3)
+    with pytest.raises(ValueError, match="kernel"):
+        losses.photometric(jnp.asarray(img), *args, kernel="cauchy")
+
+
+def test_landmark_openings_ignore_a_shift_of_every_point_and_see_an_eye_closing():
+    """Moving all detected points together costs nothing; closing the right eye by lowering its
+    upper lid points 37 and 38 by 3 px costs 2 x 9 / 7 px^2 (two of the seven pairs); the term
+    joins the hybrid loss at lan x lan_open."""
+    pred = np.random.default_rng(0).uniform(40, 180, (1, 68, 2)).astype(np.float32)
+    shifted = pred + np.array([5.0, -7.0], np.float32)
+    np.testing.assert_allclose(losses.landmark_openings(jnp.asarray(pred),
+                                                        jnp.asarray(shifted)), [0.0], atol=1e-3)
+    closed = pred.copy()
+    closed[0, [37, 38], 1] += 3.0
+    np.testing.assert_allclose(losses.landmark_openings(jnp.asarray(pred),
+                                                        jnp.asarray(closed)), [18.0 / 7],
+                               rtol=1e-5)
+    w = losses.LossWeights(lan_open=0.5)
+    np.testing.assert_allclose(losses.total({"open": jnp.ones(1)}, w), [0.5 * w.lan])
+
+
 def test_landmark_weights_and_value():
     w = losses.landmark_weights()
     assert w[28] == w[29] == w[30] == 20 and w[27] == 1 and w[31] == 1

@@ -78,6 +78,8 @@ class FitConfig:
                                 lan_robust=c.get("landmark_robust", 0.0),
                                 lan_yaw_noise=landmark_noise_by_yaw(
                                     c.get("landmark_noise_by_yaw", False)),
+                                lan_open=c.get("landmark_openings", 0.0),
+                                photo_kernel=c.get("photometric_kernel", "distance"),
                                 **landmark_noise(c.get("landmark_noise", "none")))
         return cls(steps_landmark=c.steps_landmark, steps=c.steps, lr=c.lr, lr_pose=c.lr_pose,
                    weights=w, perceptual=c.perceptual, backend=c.backend,

@@ -57,6 +57,10 @@ class LossWeights:
     lan_yaw_noise: tuple = ()     # the detector's scatter by head yaw: knots ((|yaw| degrees,
                                   # scatter / the frontal scatter), ...); each picture's
                                   # landmark weights / that ratio^2 at its fitted yaw; () = none
+    lan_open: float = 0.0         # the eyes' and the mouth's openings (`landmark_openings`),
+                                  # this many times the landmark term's weight; 0 = none
+    photo_kernel: str = "distance"  # per-pixel photometric error: "distance" (the paper's
+                                  # colour distance) or "squared" (`photometric`)
 
     @classmethod
     def paper(cls) -> "LossWeights":
@@ -104,14 +108,41 @@ def landmark_precision(covariance, contour: float = 1.0, nose_mouth: float = 20.
     return (w[:, None] * p * w[None, :]).astype(np.float32)
 
 
-def photometric(image, target, region, attention=None, eps: float = 1e-8):
+def photometric(image, target, region, attention=None, eps: float = 1e-8,
+                kernel: str = "distance"):
     """sum_{i in M} A_i ||I_i - I'_i||_2 / sum_{i in M} A_i, per image (B,).
 
     region: (B, H, W) the rendered face region M (may be soft); attention: (B, H, W) skin A.
+    `kernel` "squared": each pixel's distance d_i enters as d_i^2 / (2 m), m the image's mean
+    distance (the same weighted mean, not differentiated), so a pixel at the mean distance pulls
+    as hard as under the distance itself and farther ones harder (the Gaussian likelihood of
+    pixel noise; docs/accuracy.md item 22).
     """
+    if kernel not in ("distance", "squared"):
+        raise ValueError(f"photometric kernel must be 'distance' or 'squared', got {kernel!r}")
     a = region if attention is None else region * attention
     diff = jnp.sqrt(jnp.sum((target - image) ** 2, axis=-1) + eps)
-    return jnp.sum(a * diff, axis=(-1, -2)) / jnp.maximum(jnp.sum(a, axis=(-1, -2)), 1.0)
+    den = jnp.maximum(jnp.sum(a, axis=(-1, -2)), 1.0)
+    if kernel == "squared":
+        m = jax.lax.stop_gradient(jnp.sum(a * diff, axis=(-1, -2)) / den)
+        diff = diff ** 2 / (2.0 * jnp.maximum(m, 1e-6)[..., None, None])
+    return jnp.sum(a * diff, axis=(-1, -2)) / den
+
+
+# iBUG-68 (0-based) points facing each other across an opening: the upper and lower eyelids
+# (right eye 37/41, 38/40; left eye 43/47, 44/46) and the inner lips (61/67, 62/66, 63/65)
+OPENING_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46), (61, 67), (62, 66), (63, 65))
+
+
+def landmark_openings(pred, target):
+    """(1/P) sum over the P `OPENING_PAIRS` (a, b) of ||(q_a - q_b) - (q'_a - q'_b)||^2 per
+    image (B,), pixels^2: how far the eyes' and the mouth's openings differ from the detector's,
+    an error that a shift, and mostly a scale or turn, of all its points leaves out (DECA's eye
+    closure term, with the mouth)."""
+    a = np.array([p[0] for p in OPENING_PAIRS])
+    b = np.array([p[1] for p in OPENING_PAIRS])
+    d = (pred[..., a, :] - pred[..., b, :]) - (target[..., a, :] - target[..., b, :])
+    return jnp.mean(jnp.sum(d ** 2, axis=-1), axis=-1)
 
 
 def landmark(pred, target, weights=None, robust: float = 0.0, scale=None):
@@ -214,7 +245,7 @@ def group_consistency(values, views: int, valid=None):
 def total(terms: Dict[str, jnp.ndarray], w: LossWeights):
     """The weighted sum of the (B,) terms present in `terms` -> (B,)."""
     weights = {"photo": w.photo, "lan": w.lan, "per": w.per, "coef": w.coef, "tex": w.tex,
-               "gamma": w.gamma}
+               "gamma": w.gamma, "open": w.lan * w.lan_open}
     return sum(weights[k] * v for k, v in terms.items() if k in weights)
 
 
@@ -269,11 +300,13 @@ def make_hybrid_loss(model, layout, *, camera, weights: LossWeights = LossWeight
             lan_scale = 1.0 / jnp.interp(yaw, knots[:, 0], knots[:, 1]) ** 2
         terms = {"lan": landmark(lm, batch["landmarks"], lan_w, w.lan_robust, lan_scale),
                  "coef": coefficient_reg(parts, w, batch.get("shared_scale"))}
+        if w.lan_open:
+            terms["open"] = landmark_openings(lm, batch["landmarks"])
         if not landmarks_only:
             out = renderer.render_vertices(model, verts, rcfg, background=batch["image"])
             region = out["alpha"] if soft else out["alpha"] * out["front"]
             terms["photo"] = photometric(out["image"], batch["image"], region,
-                                         batch["attention"])
+                                         batch["attention"], kernel=w.photo_kernel)
             terms["tex"] = texture_variance(verts["albedo"], model.skin_mask)
             if w.gamma:
                 terms["gamma"] = gamma_channel_variance(parts["gamma"])
