@@ -59,7 +59,7 @@ def get_config():
         "landmark vertices without dlib's calibrated offsets": {"landmark_map": "model"},
         "landmark gain 2/3 (dlib's slope on these heads)": {"landmark_gain": 0.66},
         "hybrid 200 steps at lr 2e-2 (the paper's schedule)": {"steps": 200, "lr": 0.02},
-        "no eye and mouth openings term": {"landmark_openings": 0.0},
+        "eye and mouth openings at half the landmark weight": {"landmark_openings": 0.5},
         "photometric error squared": {"photometric_kernel": "squared"},
         "mono light": {"light": "mono"},
         "fit at 224 px (the paper's crop size)": {"fit_size": 224},

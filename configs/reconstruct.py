@@ -63,11 +63,12 @@ def get_config():
                                    # measured scatter (0.095), so a point dlib put off the face
                                    # pulls logarithmically (docs/accuracy.md item 18); 0: the
                                    # squared error (the paper's)
-    c.landmark_openings = 0.5      # the eyes' and the mouth's openings as dlib gives them
+    c.landmark_openings = 0.0      # > 0: the eyes' and the mouth's openings as dlib gives them
                                    # (upper against lower lid and inner lip; an error all of
                                    # dlib's points share cancels there), this many times the
                                    # landmark term's weight (losses.landmark_openings; DECA's
-                                   # eye closure term; docs/accuracy.md item 22); 0: none
+                                   # eye closure term). 0.5 opens real smiles and costs the
+                                   # benchmark ~0.01x (docs/accuracy.md item 22)
     c.photometric_kernel = "distance"  # "squared": each pixel's colour distance squared, at
                                    # the distance's pull for a pixel at the picture's mean
                                    # (docs/accuracy.md item 22: the benchmark gains, real
