@@ -139,8 +139,7 @@ def landmark_openings(pred, target):
     image (B,), pixels^2: how far the eyes' and the mouth's openings differ from the detector's,
     an error that a shift, and mostly a scale or turn, of all its points leaves out (DECA's eye
     closure term, with the mouth)."""
-    a = np.array([p[0] for p in OPENING_PAIRS])
-    b = np.array([p[1] for p in OPENING_PAIRS])
+    a, b = np.asarray(OPENING_PAIRS).T
     d = (pred[..., a, :] - pred[..., b, :]) - (target[..., a, :] - target[..., b, :])
     return jnp.mean(jnp.sum(d ** 2, axis=-1), axis=-1)
 
