@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -215,6 +216,15 @@ def test_synthetic_shards_and_prefetch(tmp_path, small_grid):
     next(it)
     with pytest.raises(RuntimeError, match="reader failed"):
         next(it)
+
+    # closing the consumer early stops the producer and waits for it: nothing is left running
+    def producers():
+        return [t for t in threading.enumerate() if t.name == "prefetch_to_device"]
+    it = data.prefetch_to_device(ds.batches(2, seed=0, num_epochs=50), size=1)
+    next(it)
+    assert producers()
+    it.close()
+    assert not producers()
 
 
 def test_prefetch_splits_over_devices(request):

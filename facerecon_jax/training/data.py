@@ -540,7 +540,9 @@ def shard_for_devices(batch: dict, devices=None):
 def prefetch_to_device(iterator: Iterable, size: int = 2, devices=None) -> Iterator:
     """Iterate `iterator` in a background thread, keeping up to `size` batches already placed on
     the devices (:func:`shard_for_devices`).  Errors of the iterator are raised in the consumer;
-    leaving the loop early stops the thread."""
+    leaving the loop early (or closing the generator) stops the thread and waits for it, so no
+    transfer is still running when the program exits (a daemon thread stopped inside one
+    aborts the interpreter at exit)."""
     q: "queue.Queue" = queue.Queue(maxsize=max(1, size))
     stop = threading.Event()
 
@@ -575,3 +577,4 @@ def prefetch_to_device(iterator: Iterable, size: int = 2, devices=None) -> Itera
                 raise value
     finally:
         stop.set()
+        thread.join(timeout=60)
