@@ -8,6 +8,7 @@ def get_config():
     c.arch = "resnet50"            # resnet18 | resnet34 | resnet50
     c.width = 64                   # base filters (64 = the standard ResNet)
     c.head = "mean"                # "mean": global average pooling (the paper's ResNet) | "flatten"
+    c.stem = "imagenet"            # 7 x 7 / 2 conv + max pool (the paper's) | "patch" (4 x 4 / 4)
     c.light = "mono"               # 9 SH coefficients (paper) or "rgb" (27)
     c.image_size = 224
     c.face_model = "default"       # "default" (ICT), a face-model .npz, or BFM files

@@ -202,6 +202,58 @@ def test_flatten_head_generalises_the_mean_head():
         rnet.make_rnet("resnet18", 30, head="flat")
 
 
+def test_patch_stem_maps_each_4x4_patch_linearly_and_loads_from_its_checkpoint(tmp_path):
+    """stem="patch": the first feature map is the stem kernel applied to each non-overlapping
+    4 x 4 patch of the normalised image (numpy's einsum over the patches, an independent
+    reading of it), at the 1/4 resolution the paper's stem reaches after its max pooling, so
+    the rest of the network is the same tree of the same shapes; a checkpoint records the stem
+    and `load_predictor` rebuilds it (the same predictions); a typo'd stem is refused."""
+    import jax.numpy as jnp
+    import optax
+
+    size = 32
+    patch = rnet.make_rnet("resnet18", 30, width=4, stem="patch")
+    paper = rnet.make_rnet("resnet18", 30, width=4)
+    vp = train.init_variables(patch, jax.random.PRNGKey(0), size)
+    vi = train.init_variables(paper, jax.random.PRNGKey(0), size)
+    kernel = np.asarray(vp["params"]["stem"]["kernel"])
+    assert kernel.shape == (4, 4, 3, 4)
+    shapes = lambda v: {jax.tree_util.keystr(k): np.shape(x)            # noqa: E731
+                        for k, x in jax.tree_util.tree_leaves_with_path(v)}
+    sp, si = shapes(vp), shapes(vi)
+    assert set(sp) == set(si)
+    assert {k for k in sp if sp[k] != si[k]} == {"['params']['stem']['kernel']"}
+
+    img = np.random.default_rng(0).uniform(size=(2, size, size, 3)).astype(np.float32)
+    _, inter = jax.jit(lambda v, x: patch.apply(
+        v, x, capture_intermediates=lambda m, _: m.name == "stem",
+        mutable=["intermediates"]))(vp, img)
+    got = np.asarray(inter["intermediates"]["stem"]["__call__"][0])
+    x = (img - np.asarray(rnet.IMAGENET_MEAN)) / np.asarray(rnet.IMAGENET_STD)
+    cells = x.reshape(2, size // 4, 4, size // 4, 4, 3)
+    want = np.einsum("bpiqjc,ijco->bpqo", cells, kernel)
+    assert got.shape == (2, size // 4, size // 4, 4)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+    # a head that is not zero, so the predictions say which network was rebuilt
+    params = dict(vp["params"], head={
+        "kernel": np.random.default_rng(1).normal(size=(32, 30)).astype(np.float32),
+        "bias": np.zeros(30, np.float32)})
+    state = train.TrainState.create(apply_fn=patch.apply, params=params, tx=optax.adam(1e-3),
+                                    batch_stats=vp["batch_stats"])
+    state = state.replace(step=jnp.zeros((), jnp.int32))
+    train.save_checkpoint(train.checkpoint_manager(tmp_path), state, {
+        "arch": "resnet18", "num_outputs": 30, "image_size": size, "width": 4,
+        "head": "mean", "stem": "patch", "ema": False})
+    predict, meta = train.load_predictor(tmp_path)
+    want = jax.jit(patch.apply)({"params": params, "batch_stats": vp["batch_stats"]}, img)
+    np.testing.assert_allclose(np.asarray(predict(img)), np.asarray(want), rtol=1e-5,
+                               atol=1e-6)
+    assert np.abs(np.asarray(want)).max() > 1e-3
+    with pytest.raises(ValueError, match="stem"):
+        rnet.make_rnet("resnet18", 30, stem="patchify")
+
+
 def test_identity_correlations_of_planted_predictions():
     """Per-mode correlation with the truth: 1 for the truth itself (any positive scale), -1
     for its negation, 0 for a mode predicted as a constant; other fields do not enter."""

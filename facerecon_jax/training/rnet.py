@@ -21,6 +21,7 @@ ARCHS = {"resnet18": ((2, 2, 2, 2), "basic"), "resnet34": ((3, 4, 6, 3), "basic"
 
 
 HEADS = ("mean", "flatten")
+STEMS = ("imagenet", "patch")
 
 
 class BasicBlock(nn.Module):
@@ -66,6 +67,12 @@ class RNet(nn.Module):
     head: str = "mean"            # "mean": global average pooling, then the linear head (the
                                   # paper's ResNet); "flatten": the last feature map flattened
                                   # into the linear head (each cell's features at its place)
+    stem: str = "imagenet"        # "imagenet": a 7 x 7 stride-2 convolution, then 3 x 3 stride-2
+                                  # max pooling (the paper's ResNet); "patch": one 4 x 4 stride-4
+                                  # convolution on non-overlapping patches (ConvNeXt's stem): the
+                                  # same 1/4 resolution for the blocks, and on a CPU ~0.6x the
+                                  # time of the half-width ResNet-18's forward and backward at
+                                  # 96 px (benchmarks/RESULTS.md, "A cheaper stem")
     axis_name: Optional[str] = None
     dtype: Any = jnp.float32
 
@@ -75,9 +82,14 @@ class RNet(nn.Module):
         x = x.astype(self.dtype)
         norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
                                  epsilon=1e-5, dtype=self.dtype, axis_name=self.axis_name)
-        x = nn.Conv(self.width, (7, 7), (2, 2), padding=3, use_bias=False, name="stem")(x)
-        x = nn.relu(norm(name="stem_bn")(x))
-        x = nn.max_pool(x, (3, 3), (2, 2), padding="SAME")
+        if self.stem == "patch":
+            x = nn.Conv(self.width, (4, 4), (4, 4), padding="VALID", use_bias=False,
+                        name="stem")(x)
+            x = nn.relu(norm(name="stem_bn")(x))
+        else:
+            x = nn.Conv(self.width, (7, 7), (2, 2), padding=3, use_bias=False, name="stem")(x)
+            x = nn.relu(norm(name="stem_bn")(x))
+            x = nn.max_pool(x, (3, 3), (2, 2), padding="SAME")
         block = BasicBlock if self.block == "basic" else Bottleneck
         for i, n in enumerate(self.stage_sizes):
             for j in range(n):
@@ -91,11 +103,13 @@ class RNet(nn.Module):
 
 
 def make_rnet(arch: str, num_outputs: int, axis_name: Optional[str] = None,
-              width: int = 64, head: str = "mean") -> RNet:
+              width: int = 64, head: str = "mean", stem: str = "imagenet") -> RNet:
     if arch not in ARCHS:
         raise ValueError(f"unknown R-Net architecture {arch!r}; choose from {sorted(ARCHS)}")
     if head not in HEADS:
         raise ValueError(f"unknown R-Net head {head!r}; choose from {list(HEADS)}")
+    if stem not in STEMS:
+        raise ValueError(f"unknown R-Net stem {stem!r}; choose from {list(STEMS)}")
     stages, block = ARCHS[arch]
     return RNet(num_outputs=num_outputs, stage_sizes=stages, block=block, width=width,
-                head=head, axis_name=axis_name)
+                head=head, stem=stem, axis_name=axis_name)

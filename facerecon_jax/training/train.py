@@ -389,7 +389,7 @@ def load_predictor(checkpoint_dir, step=None, ema: bool = True):
         raise FileNotFoundError(f"no R-Net checkpoint found in {d}")
     meta = _read_meta(mngr, step)
     net = rnet.make_rnet(meta["arch"], meta["num_outputs"], width=meta.get("width", 64),
-                         head=meta.get("head", "mean"))
+                         head=meta.get("head", "mean"), stem=meta.get("stem", "imagenet"))
     restored = mngr.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore()))["state"]
     params = restored["params"]
@@ -462,7 +462,7 @@ def make_training(config: ml_collections.ConfigDict, face_model, embed_params=No
     spec = step_spec(config, face_model)
     hybrid = spec_hybrid_loss(spec, face_model.to_jax(), embed_params)
     net = rnet.make_rnet(config.arch, spec.layout.size, axis_name=axis_name,
-                         width=config.width, head=config.head)
+                         width=config.width, head=config.head, stem=config.stem)
     return net, spec.layout, hybrid, spec.camera
 
 
@@ -514,7 +514,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
                          f"{views * n_local * jax.process_count()}")
     layout = spec.layout
     net = rnet.make_rnet(config.arch, layout.size, axis_name="batch", width=config.width,
-                         head=config.head)
+                         head=config.head, stem=config.stem)
     by_person = {"views_per_person": views} if views > 1 else {}
     if hasattr(dataset, "steps_per_epoch"):
         steps_per_epoch = max(1, dataset.steps_per_epoch(host_batch, **by_person))
@@ -540,8 +540,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
                    f"run goes on from step {start} over the data as now configured")
             log("WARNING: " + msg)
     meta_out = {"arch": config.arch, "num_outputs": layout.size, "image_size": config.image_size,
-                "light": config.light, "width": config.width,
-                "head": config.head, "seed": config.seed, "ema": bool(ema_decay),
+                "light": config.light, "width": config.width, "head": config.head,
+                "stem": config.stem, "seed": config.seed, "ema": bool(ema_decay),
                 "face_model": face_model.info.get("name", ""),
                 "config": json.loads(config.to_json_best_effort())}
     rstate = replicate(state)
