@@ -5,7 +5,7 @@ import ml_collections
 
 def get_config():
     c = ml_collections.ConfigDict()
-    c.arch = "resnet50"            # resnet18 | resnet34 | resnet50
+    c.arch = "resnet50"            # resnet10 | resnet18 | resnet34 | resnet50
     c.width = 64                   # base filters (64 = the standard ResNet)
     c.head = "mean"                # "mean": global average pooling (the paper's ResNet) | "flatten"
     c.stem = "imagenet"            # 7 x 7 / 2 conv + max pool (the paper's) | "patch" (4 x 4 / 4)

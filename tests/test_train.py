@@ -254,6 +254,19 @@ def test_patch_stem_maps_each_4x4_patch_linearly_and_loads_from_its_checkpoint(t
         rnet.make_rnet("resnet18", 30, stem="patchify")
 
 
+def test_resnet10_has_one_basic_block_per_stage():
+    """arch "resnet10": ResNet-18's four stages with one basic block each instead of two (the
+    blocks of the parameter tree: 4 against 8), at the same widths."""
+    def blocks(arch):
+        v = train.init_variables(rnet.make_rnet(arch, 30, width=4), jax.random.PRNGKey(0), 32)
+        return {k: np.shape(b["Conv_0"]["kernel"]) for k, b in v["params"].items()
+                if k.startswith("BasicBlock_")}
+    b10, b18 = blocks("resnet10"), blocks("resnet18")
+    assert len(b10) == 4 and len(b18) == 8
+    assert [b10[f"BasicBlock_{i}"][-1] for i in range(4)] == [4, 8, 16, 32]
+    assert [b18[f"BasicBlock_{2 * i}"][-1] for i in range(4)] == [4, 8, 16, 32]
+
+
 def test_identity_correlations_of_planted_predictions():
     """Per-mode correlation with the truth: 1 for the truth itself (any positive scale), -1
     for its negation, 0 for a mode predicted as a constant; other fields do not enter."""

@@ -1,4 +1,4 @@
-"""R-Net: a ResNet (18/34/50) that regresses the coefficient vector from a 224 x 224 face crop.
+"""R-Net: a ResNet (10/18/34/50) that regresses the coefficient vector from a 224 x 224 face crop.
 
 Flax linen, NHWC. BatchNorm statistics are averaged across devices when `axis_name` is given
 (the pmapped train step's axis). The output head is zero-initialised, so at step 0 every image
@@ -16,8 +16,8 @@ import jax.numpy as jnp
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-ARCHS = {"resnet18": ((2, 2, 2, 2), "basic"), "resnet34": ((3, 4, 6, 3), "basic"),
-         "resnet50": ((3, 4, 6, 3), "bottleneck")}
+ARCHS = {"resnet10": ((1, 1, 1, 1), "basic"), "resnet18": ((2, 2, 2, 2), "basic"),
+         "resnet34": ((3, 4, 6, 3), "basic"), "resnet50": ((3, 4, 6, 3), "bottleneck")}
 
 
 HEADS = ("mean", "flatten")
