@@ -87,7 +87,7 @@ def main():
              "compile_seconds": compile_s, "network_seconds": t_net,
              "renderer_photometric_landmark_seconds": t_render,
              "perceptual_seconds": t_per}
-        name = arch if len(runs) == len(args.archs.split(",")) else f"{arch} {stem} stem"
+        name = arch if args.stems == "imagenet" else f"{arch} {stem} stem"
         res["archs"][name] = r
         print(f"{name:9s}: {r['images_per_second']:.2f} images/s (step {t_step:.2f} s; "
               f"network {t_net:.2f} s, renderer + photometric + landmarks {t_render:.2f} s, "

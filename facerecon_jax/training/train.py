@@ -461,9 +461,14 @@ def make_training(config: ml_collections.ConfigDict, face_model, embed_params=No
     builds it, for calling `train_step` directly)."""
     spec = step_spec(config, face_model)
     hybrid = spec_hybrid_loss(spec, face_model.to_jax(), embed_params)
-    net = rnet.make_rnet(config.arch, spec.layout.size, axis_name=axis_name,
-                         width=config.width, head=config.head, stem=config.stem)
-    return net, spec.layout, hybrid, spec.camera
+    return config_rnet(config, spec.layout.size, axis_name), spec.layout, hybrid, spec.camera
+
+
+def config_rnet(config: ml_collections.ConfigDict, num_outputs: int,
+                axis_name: Optional[str] = "batch") -> rnet.RNet:
+    """The R-Net a training config describes (architecture, width, head, stem)."""
+    return rnet.make_rnet(config.arch, num_outputs, axis_name=axis_name, width=config.width,
+                          head=config.head, stem=config.stem)
 
 
 DATA_SETTINGS = ("batch_size", "image_size", "seed", "num_epochs")
@@ -513,8 +518,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
                          f"data.views_per_person {views}: make batch_size a multiple of "
                          f"{views * n_local * jax.process_count()}")
     layout = spec.layout
-    net = rnet.make_rnet(config.arch, layout.size, axis_name="batch", width=config.width,
-                         head=config.head, stem=config.stem)
+    net = config_rnet(config, layout.size)
     by_person = {"views_per_person": views} if views > 1 else {}
     if hasattr(dataset, "steps_per_epoch"):
         steps_per_epoch = max(1, dataset.steps_per_epoch(host_batch, **by_person))
