@@ -27,6 +27,7 @@ def get_config():
     c.detail_mm = 2.0              # out-of-model detail (RMS over the face)
     c.radius_mm = 95.0
     c.checkpoint = ""              # an R-Net workdir: adds the R-Net row to Table 1
+    c.checkpoint_mirror = False    # its prediction averaged with the flipped picture's
     c.n_init = 10
     c.external_meshes = ""         # folder of <condition>/<picture>.obj|ply from another tool
     # the ablation table (a subset of the people; 0 people = no ablation)

@@ -39,6 +39,8 @@ def get_config():
     c.eval_examples = 0            # > 0: held-out synthetic faces scored at the end
     c.eval_people = 0              # > 0: and held-out people in eval_views_per_person images
     c.eval_views_per_person = 4    # each (single image vs averaging vs k-means per person)
+    c.eval_mirror = False          # also score each prediction averaged with the flipped
+                                   # picture's (eval.json "mirror_average")
     c.identity_consistency = 0.0   # weight of each image's squared identity distance from its
                                    # person's mean in the batch (needs views_per_person > 1)
     # supervised term on generated faces (their true coefficients): weight x squared coefficient

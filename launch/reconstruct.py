@@ -38,6 +38,10 @@ _MODE = flags.DEFINE_enum(
     "prediction with --checkpoint); rnet: one R-Net forward per batch, no fitting (batch "
     "inference); refine: the R-Net's prediction then --config.refine_steps_landmark + "
     "--config.refine_steps fitting steps.")
+_RNET_MIRROR = flags.DEFINE_bool(
+    "rnet_mirror", False, "With --checkpoint: R-Net's prediction averaged with its prediction "
+    "for the photo flipped left-right, read back through the face model's mirror map (two "
+    "forward passes; identity and landmarks a little closer to the truth).")
 _TEXTURE = flags.DEFINE_enum(
     "texture", "albedo", ["albedo", "photo", "none"], "Texture map from the photo: divided by "
     "the fitted shading (albedo, for relighting viewers), as it is (photo, the light baked in), "
@@ -70,7 +74,7 @@ def main(argv):
     out_dir = cli.output_dir(_OUT.value)
     options = reconstruct_job.Options(
         faces=_FACES.value, video_every=_VIDEO_EVERY.value, max_frames=_MAX_FRAMES.value,
-        checkpoint=_CHECKPOINT.value, mode=_MODE.value,
+        checkpoint=_CHECKPOINT.value, mode=_MODE.value, rnet_mirror=_RNET_MIRROR.value,
         texture=None if _TEXTURE.value == "none" else _TEXTURE.value,
         texture_size=_TEXTURE_SIZE.value,
         overwrite=_OVERWRITE.value)

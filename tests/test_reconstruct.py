@@ -134,6 +134,16 @@ def test_checkpoint_prediction_starts_the_fit(tmp_path, request):
     assert [s.split()[0] for s in stages.split(", ")] == ["read", "detect", "align", "rnet",
                                                           "write"], stages
     assert not (tmp_path / "rn" / "a_texture.png").exists()
+    # --rnet_mirror: the network's reading of the photo averaged with its reading of the flipped
+    # photo mirrored back; this network reads every picture as the same head turned (yaw -0.2,
+    # roll 0.05), whose mirror image is turned the other way: the average faces the camera
+    mi = _run(["--input", str(tmp_path / "a.png"), "--output_dir", str(tmp_path / "mi"),
+               "--checkpoint", str(tmp_path / "rnet"), "--mode", "rnet", "--texture", "none",
+               "--rnet_mirror"], root)
+    assert mi.returncode == 0, mi.stdout + mi.stderr
+    cm = np.load(tmp_path / "mi" / "a_coeffs.npz")["coeffs"]
+    np.testing.assert_allclose(cm[layout.slices()["angles"]], [0.1, 0.0, 0.0], atol=1e-6)
+    assert abs(cm[layout.slices()["id"].start] - 0.7) < 0.01   # the first mode is symmetric
     # --mode refine: the prediction refined (the head turns to the photo; identity moves)
     ref = _run(["--input", str(tmp_path / "a.png"), "--output_dir", str(tmp_path / "ref"),
                 "--checkpoint", str(tmp_path / "rnet"), "--mode", "refine", "--texture", "none",
@@ -147,5 +157,9 @@ def test_checkpoint_prediction_starts_the_fit(tmp_path, request):
     # a mode that needs a network, without one: refused before anything is written
     bad = _run(["--input", str(tmp_path / "a.png"), "--output_dir", str(tmp_path / "bad"),
                 "--mode", "rnet"], root)
+    assert bad.returncode != 0 and "--checkpoint" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+    bad = _run(["--input", str(tmp_path / "a.png"), "--output_dir", str(tmp_path / "bad"),
+                "--rnet_mirror"], root)
     assert bad.returncode != 0 and "--checkpoint" in bad.stderr
     assert not (tmp_path / "bad").exists()

@@ -305,7 +305,8 @@ def run_benchmark(cfg, workdir=None, log=print, progress=None) -> dict:
     predictor, rnet_layout = None, None
     if cfg.checkpoint:
         from facerecon_jax.training import train  # noqa: PLC0415
-        predictor, meta = train.load_predictor(cfg.checkpoint)
+        predictor, meta = train.load_predictor(
+            cfg.checkpoint, mirror_model=model if cfg.get("checkpoint_mirror") else None)
         rnet_layout = CoeffLayout.for_model(model, meta["light"])
     head = benchmark_faces.load_head()
     people = make_people(cfg.n_people, cfg.seed, cfg.detail_mm, head)

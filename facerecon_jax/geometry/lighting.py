@@ -32,6 +32,11 @@ def sh_basis(normals):
     ], axis=-1)
 
 
+# the bands of `sh_basis` odd in n_x (-n_x, n_x n_y, -n_x n_z): they change sign when the scene
+# is mirrored left-right (x -> -x), the others keep it
+X_ODD_BANDS = (3, 4, 7)
+
+
 def gamma_per_channel(gamma):
     """(..., 9) mono or (..., 27) channel-major RGB -> (..., 3, 9) with the ambient offset."""
     n = gamma.shape[-1]

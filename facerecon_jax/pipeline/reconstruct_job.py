@@ -56,6 +56,7 @@ class Options:
     max_frames: int | None = None
     checkpoint: str | None = None
     mode: str = "fit"
+    rnet_mirror: bool = False
     texture: str | None = "albedo"
     texture_size: int = 1024
     overwrite: bool = False
@@ -73,6 +74,9 @@ def run(inputs: Sequence[str], out_dir, cfg, options: Options | None = None,
     "skipped": inputs left as they were, "ignored": outputs not taken as inputs, "renamed"}."""
     options = options or Options()
     fit_settings(cfg, options.mode, options.checkpoint)     # a wrong mode fails before any work
+    if options.rnet_mirror and not options.checkpoint:
+        raise cli.UsageError("--rnet_mirror averages an R-Net's predictions: give its training "
+                             "workdir with --checkpoint")
     out_dir = output_folder.check_writable(out_dir)
     reconstruct.check_inputs(inputs)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,6 +142,8 @@ def _fit_all(sources, out_dir, cfg, options, results, failures, detector, stream
                 f"--checkpoint {options.checkpoint} predicts {meta['num_outputs']} coefficients; "
                 f"the face model {model.info.get('name')} with {light} light needs {need}: "
                 f"give the --config.model the network was trained for")
+        if options.rnet_mirror:
+            predictor, _ = train.load_predictor(options.checkpoint, mirror_model=model)
     layout = coefficients.CoeffLayout.for_model(model, light)
     fit_cfg = fit_settings(cfg, options.mode, options.checkpoint)
     embed_params = face_embedding.load_face_embedding() if cfg.perceptual else None

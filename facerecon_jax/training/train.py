@@ -40,6 +40,7 @@ from facerecon_jax.fit import losses
 from facerecon_jax.geometry import metrics, morphable
 from facerecon_jax.training import data, rnet
 from facerecon_jax.geometry.coefficients import CoeffLayout
+from facerecon_jax.models import mirror
 
 
 class TrainingDivergedError(RuntimeError):
@@ -372,11 +373,13 @@ def restore_checkpoint(mngr: ocp.CheckpointManager, state: TrainState, step=None
     return state, meta
 
 
-def load_predictor(checkpoint_dir, step=None, ema: bool = True):
+def load_predictor(checkpoint_dir, step=None, ema: bool = True, mirror_model=None):
     """(predict(images (B,H,W,3) in [0,1]) -> coefficients, meta) from a training workdir or its
     checkpoints folder, for reconstruct's --checkpoint and for evaluation. The parameters are
     the run's moving average when it kept one (config.ema_decay > 0) and `ema`, else the
-    optimiser's."""
+    optimiser's. With `mirror_model` (the face model the network predicts for), each prediction
+    is the average of the picture's and of its mirror image's read back as this face
+    (`predict_coefficients_mirrored`): two forward passes."""
     d = pathlib.Path(checkpoint_dir).expanduser().resolve()
     if (d / "checkpoints").is_dir():
         d = d / "checkpoints"
@@ -398,6 +401,20 @@ def load_predictor(checkpoint_dir, step=None, ema: bool = True):
     variables = {"params": params, "batch_stats": restored["batch_stats"]}
 
     size = int(meta["image_size"])
+    if mirror_model is not None:
+        layout = CoeffLayout.for_model(mirror_model, meta["light"])
+        if layout.size != meta["num_outputs"]:
+            raise ValueError(f"the R-Net in {d} predicts {meta['num_outputs']} coefficients, "
+                             f"the face model {mirror_model.info.get('name')} with "
+                             f"{meta['light']} light has {layout.size}")
+        maps = mirror.coefficient_mirror(mirror_model)
+
+        def predict(images):
+            """(B, H, W, 3) RGB in [0, 1] -> (B, D), averaged with the mirror image's."""
+            return predict_coefficients_mirrored(net, variables,
+                                                 jnp.asarray(images, jnp.float32), size,
+                                                 layout, maps)
+        return predict, meta
 
     def predict(images):
         """(B, H, W, 3) RGB in [0, 1] (resized to the training size if needed) -> (B, D)."""
@@ -410,10 +427,28 @@ def predict_coefficients(net: rnet.RNet, variables, images, size: int):
     """R-Net's forward pass (inference mode) on images (B, H, W, 3) in [0, 1], resized to the
     network's `size` first when they differ: (B, D) coefficients. Compiled once per network
     architecture and batch shape, whichever checkpoint the variables come from."""
-    if images.shape[1:3] != (size, size):
-        images = jax.image.resize(images, (images.shape[0], size, size, 3), "linear",
-                                  antialias=True)
-    return net.apply(variables, images, train=False)
+    return net.apply(variables, at_size(images, size), train=False)
+
+
+def at_size(images, size: int):
+    """Images (B, H, W, 3) resized (antialiased) to size x size when they are not already."""
+    if images.shape[1:3] == (size, size):
+        return images
+    return jax.image.resize(images, (images.shape[0], size, size, 3), "linear", antialias=True)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def predict_coefficients_mirrored(net: rnet.RNet, variables, images, size: int,
+                                  layout: CoeffLayout, maps: mirror.CoefficientMirror):
+    """`predict_coefficients` averaged with the prediction for each picture flipped left-right,
+    read back as the face in the picture (`mirror.mirror_coefficients`, the camera of the
+    network's size): a face and its mirror image are two faces of the model, so the network's
+    two readings of one picture agree where it is right and partly cancel where it errs."""
+    images = at_size(images, size)
+    b = images.shape[0]
+    x = net.apply(variables, jnp.concatenate([images, images[:, :, ::-1]]), train=False)
+    back = mirror.mirror_coefficients(x[b:], layout, maps, cam.Camera().scaled(size))
+    return 0.5 * (x[:b] + back)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -786,12 +821,19 @@ def held_out_report(config: ml_collections.ConfigDict, workdir, face_model) -> d
     from facerecon_jax.training import synthetic  # noqa: PLC0415
     layout = CoeffLayout.for_model(face_model, config.light)
     held = held_out_faces(config, face_model, layout)
-    predict, _ = load_predictor(workdir)
-    report = evaluate_synthetic(predict, face_model, layout, held, training_camera(config))
     people, views = int(config.get("eval_people", 0)), int(config.get("eval_views_per_person", 0))
+    groups = None
     if people and views:
         groups = synthetic.generate(face_model, layout, people * views, seed=config.seed + 20_000,
                                     condition=config.data.synthetic_condition,
                                     size=config.image_size, views_per_person=views)
-        report["multi_image"] = evaluate_people(predict, face_model, layout, groups, views)
+
+    def scores(predict):
+        out = evaluate_synthetic(predict, face_model, layout, held, training_camera(config))
+        if groups is not None:
+            out["multi_image"] = evaluate_people(predict, face_model, layout, groups, views)
+        return out
+    report = scores(load_predictor(workdir)[0])
+    if config.get("eval_mirror", False):
+        report["mirror_average"] = scores(load_predictor(workdir, mirror_model=face_model)[0])
     return report
