@@ -8,9 +8,11 @@ augmented_photos) goes through `reconstruct_job.run` three times, in one process
 warm-up on one batch of each mode (so every compiled program exists before the clock runs):
 --mode rnet (detection, alignment, one jitted R-Net forward per batch), --mode refine (the
 prediction + the config's refine steps) and --mode fit (the config's full fitting from the
-network's prediction). Textures are off (--texture none) so the rows compare the stages that
-differ. Without --checkpoint an untrained network of `--arch` at `--size` px is saved to a
-temporary folder: its speed is a trained one's. Prints images/s per stage and mode, the
+network's prediction); a mode written with "+mirror" (e.g. `--modes rnet,rnet+mirror`) runs
+with --rnet_mirror (each crop read together with its flipped copy). Textures are off
+(--texture none) so the rows compare the stages that differ. Without --checkpoint an
+untrained network of `--arch` at `--size` px is saved to a temporary folder: its speed is a
+trained one's. Prints images/s per stage and mode, the
 end-to-end images/s and each mode's time over rnet's; the last line is JSON.
 """
 import argparse
@@ -67,7 +69,8 @@ def main():
         (warm / p.name).write_bytes(p.read_bytes())
     rows = {}
     for mode in args.modes.split(","):
-        opts = reconstruct_job.Options(checkpoint=ckpt, mode=mode, texture=None)
+        opts = reconstruct_job.Options(checkpoint=ckpt, mode=mode.removesuffix("+mirror"),
+                                       rnet_mirror=mode.endswith("+mirror"), texture=None)
         reconstruct_job.run([str(warm)], tmp / f"warm_{mode}", cfg, opts, say=lambda m: None)
         t0 = time.perf_counter()
         res = reconstruct_job.run([str(photos)], tmp / f"out_{mode}", cfg, opts,

@@ -29,6 +29,7 @@ identity = sibling(__file__, "identity")
 
 def get_config():
     c = identity.get_config()
+    c.arch = "resnet18"
     c.stem = "imagenet"
     c.num_steps = 16000
     c.supervised.alone_steps = 15000
