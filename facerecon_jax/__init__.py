@@ -4,8 +4,9 @@ Subpackages, bottom to top (a module imports only from its own subpackage and th
 in this list; tests/test_package.py checks it):
 
   io           assets, atomic files, config files, export, the command-line frame, progress
-  models       face models: the FaceModel arrays, ICT (default), BFM, a test grid
-  geometry     coefficients, 3DMM shape and albedo, camera, spherical-harmonics light, metrics
+  models       face models: the FaceModel arrays, ICT (default), BFM, a test grid, mirror maps
+  geometry     coefficients, 3DMM shape and albedo, camera, spherical-harmonics light, metrics,
+               the coefficients of a picture flipped left-right
   render       rasterizer (not differentiated), barycentrics / interpolation, splatting,
                the renderer, texture maps, overlays
   photo        detection and landmarks, alignment, skin mask, the face embedding

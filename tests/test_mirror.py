@@ -1,11 +1,13 @@
-"""Mirror images of faces (facerecon_jax/models/mirror.py): the coefficients `mirror_coefficients`
-gives render the picture flipped left-right, and R-Net's mirror-averaged prediction."""
+"""Mirror images of faces (models/mirror.py, geometry/mirror_image.py): the coefficients
+`mirror_coefficients` gives render the picture flipped left-right; R-Net's mirror-averaged
+prediction."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from facerecon_jax.geometry import camera as cam
+from facerecon_jax.geometry import mirror_image
 from facerecon_jax.geometry.coefficients import CoeffLayout
 from facerecon_jax.models import grid_model, mirror
 from facerecon_jax.render import renderer
@@ -34,7 +36,7 @@ def test_mirrored_coefficients_render_the_flipped_picture(default_model, size):
     assert maps.residual < 0.01                     # the ICT face area is near-symmetric
     camera = cam.Camera().scaled(size)
     x = random_faces(default_model, layout, 3)
-    xm = mirror.mirror_coefficients(x, layout, maps, camera)
+    xm = mirror_image.mirror_coefficients(x, layout, maps, camera)
     cfg = renderer.RenderConfig(camera=camera)
     bg = jnp.zeros((3, size, size, 3))
     a = renderer.render_jit(m, x, layout, cfg, bg)
@@ -51,7 +53,7 @@ def test_mirrored_coefficients_render_the_flipped_picture(default_model, size):
     naive = layout.join(dict(parts, trans=layout.split(x)["trans"] * jnp.array([-1.0, 1, 1])))
     off = renderer.render_jit(m, naive, layout, cfg, bg)["landmarks"]
     assert np.abs(lm - np.asarray(off)).max() > 0.5
-    twice = mirror.mirror_coefficients(xm, layout, maps, camera)
+    twice = mirror_image.mirror_coefficients(xm, layout, maps, camera)
     for field in ("exp", "angles", "gamma", "trans"):
         np.testing.assert_allclose(np.asarray(layout.split(twice)[field]),
                                    np.asarray(layout.split(x)[field]), atol=2e-3)
@@ -86,7 +88,7 @@ def test_mirror_averaged_prediction_reads_the_flipped_picture_back(tmp_path):
     img = np.random.default_rng(0).uniform(size=(3, size, size, 3)).astype(np.float32)
     plain, _ = train.load_predictor(tmp_path)
     averaged, _ = train.load_predictor(tmp_path, mirror_model=model)
-    back = mirror.mirror_coefficients(plain(img[:, :, ::-1].copy()), layout,
+    back = mirror_image.mirror_coefficients(plain(img[:, :, ::-1].copy()), layout,
                                       mirror.coefficient_mirror(model),
                                       cam.Camera().scaled(size))
     want = 0.5 * (np.asarray(plain(img)) + np.asarray(back))

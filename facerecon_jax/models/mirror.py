@@ -3,9 +3,9 @@
 Face models are centred and near-symmetric about the plane x = 0 (the default model's mean
 shape is). A vertex's partner is the vertex nearest to its reflection (x -> -x); the distance
 left over says how symmetric the mesh is there. A face's mirror image is another face of the
-model: `coefficient_mirror` finds the maps from a face's coefficients to its mirror image's,
-and `mirror_coefficients` applies them with the pose and the light, so that what a picture
-flipped left-right shows can be read back as the face in the picture itself.
+model: `coefficient_mirror` finds the maps from a face's coefficients to its mirror image's
+(`geometry.mirror_image.mirror_coefficients` applies them with the pose and the light, so that
+what a picture flipped left-right shows can be read back as the face in the picture itself).
 """
 from __future__ import annotations
 
@@ -75,28 +75,3 @@ def coefficient_mirror(model) -> CoefficientMirror:
     f32 = lambda a: a.astype(np.float32)  # noqa: E731
     return CoefficientMirror(f32(id_map), f32(id_off), f32(exp_map), f32(tex_map), f32(tex_off),
                              res)
-
-
-def mirror_coefficients(x, layout, maps: CoefficientMirror, camera):
-    """Coefficient vectors x (..., layout.size) of faces seen by `camera` -> those of the same
-    scenes mirrored left-right, i.e. of the pictures flipped left-right (columns c -> W - 1 - c):
-    identity, expression and texture through `maps`, the rotation R -> P R P (P = diag(-1, 1,
-    1): pitch kept, yaw and roll negated), the translation's x negated and shifted by the
-    (W - 1 - 2 cx) pixels between the flipped picture's centre and the camera's (at the head's
-    depth), the light's x-odd SH bands negated (per channel)."""
-    import jax.numpy as jnp  # noqa: PLC0415
-
-    from facerecon_jax.geometry import lighting  # noqa: PLC0415
-
-    p = layout.split(jnp.asarray(x))
-    angles = p["angles"] * jnp.array([1.0, -1.0, -1.0])
-    depth = camera.distance - p["trans"][..., 2]
-    shift = (camera.width - 1 - 2 * camera.cx) * depth / camera.focal
-    trans = jnp.stack([-p["trans"][..., 0] + shift, p["trans"][..., 1], p["trans"][..., 2]], -1)
-    sign = np.ones(9, np.float32)
-    sign[list(lighting.X_ODD_BANDS)] = -1.0
-    gamma = p["gamma"] * jnp.asarray(np.tile(sign, p["gamma"].shape[-1] // 9))
-    return layout.join({"id": maps.id_offset + p["id"] @ maps.id_map,
-                        "exp": p["exp"] @ maps.exp_map,
-                        "tex": maps.tex_offset + p["tex"] @ maps.tex_map,
-                        "angles": angles, "gamma": gamma, "trans": trans})

@@ -40,6 +40,7 @@ from facerecon_jax.fit import losses
 from facerecon_jax.geometry import metrics, morphable
 from facerecon_jax.training import data, rnet
 from facerecon_jax.geometry.coefficients import CoeffLayout
+from facerecon_jax.geometry import mirror_image
 from facerecon_jax.models import mirror
 
 
@@ -441,13 +442,13 @@ def at_size(images, size: int):
 def predict_coefficients_mirrored(net: rnet.RNet, variables, images, size: int,
                                   layout: CoeffLayout, maps: mirror.CoefficientMirror):
     """`predict_coefficients` averaged with the prediction for each picture flipped left-right,
-    read back as the face in the picture (`mirror.mirror_coefficients`, the camera of the
+    read back as the face in the picture (`mirror_image.mirror_coefficients`, the camera of the
     network's size): a face and its mirror image are two faces of the model, so the network's
     two readings of one picture agree where it is right and partly cancel where it errs."""
     images = at_size(images, size)
     b = images.shape[0]
     x = net.apply(variables, jnp.concatenate([images, images[:, :, ::-1]]), train=False)
-    back = mirror.mirror_coefficients(x[b:], layout, maps, cam.Camera().scaled(size))
+    back = mirror_image.mirror_coefficients(x[b:], layout, maps, cam.Camera().scaled(size))
     return 0.5 * (x[:b] + back)
 
 
