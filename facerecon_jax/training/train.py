@@ -818,7 +818,9 @@ def held_out_report(config: ml_collections.ConfigDict, workdir, face_model) -> d
     """R-Net of `workdir` on config.eval_examples held-out generated faces (another seed than
     training's): landmark NME and shape RMSE against the mean face's; with config.eval_people
     and eval_views_per_person, also held-out people in several images each
-    (`evaluate_people`: single image, averaging and k-means against the mean face)."""
+    (`evaluate_people`: single image, averaging and k-means against the mean face); with
+    config.eval_mirror, every figure again for the mirror-averaged predictions
+    (report["mirror_average"]; `load_predictor`'s mirror_model)."""
     from facerecon_jax.training import synthetic  # noqa: PLC0415
     layout = CoeffLayout.for_model(face_model, config.light)
     held = held_out_faces(config, face_model, layout)
