@@ -12,8 +12,9 @@ network's prediction); a mode written with "+mirror" (e.g. `--modes rnet,rnet+mi
 with --rnet_mirror (each crop read together with its flipped copy). Textures are off
 (--texture none) so the rows compare the stages that differ. Without --checkpoint an
 untrained network of `--arch` at `--size` px is saved to a temporary folder: its speed is a
-trained one's. Prints images/s per stage and mode, the
-end-to-end images/s and each mode's time over rnet's; the last line is JSON.
+trained one's (with --checkpoint, the rows name that network's own architecture and size).
+Prints images/s per stage and mode, the end-to-end images/s and each mode's time over rnet's;
+the last line is JSON.
 """
 import argparse
 import json
@@ -59,6 +60,9 @@ def main():
     cfg = config_files.packaged("reconstruct")
     cfg.batch_size = args.batch
     ckpt = args.checkpoint or untrained_checkpoint(tmp / "rnet", args.arch, args.size, cfg.light)
+    _, meta = train.load_predictor(ckpt)     # the network the rows measure, as saved
+    print(f"network: {meta['arch']} ({meta.get('stem', 'imagenet')} stem) at "
+          f"{meta['image_size']} px, {ckpt}", flush=True)
     photos = tmp / "photos"
     photos.mkdir()
     for name, img in augmented_photos(args.photos):
@@ -85,7 +89,8 @@ def main():
         for mode, r in rows.items():
             print(f"{mode}: {r['seconds'] / rows['rnet']['seconds']:.1f}x the time of rnet")
     print(json.dumps({"photos": args.photos, "batch": args.batch, "checkpoint": args.checkpoint,
-                      "arch": args.arch, "size": args.size,
+                      "arch": meta["arch"], "stem": meta.get("stem", "imagenet"),
+                      "size": int(meta["image_size"]),
                       "refine_steps": [cfg.refine_steps_landmark, cfg.refine_steps],
                       "fit_steps": [cfg.steps_landmark, cfg.steps], "modes": rows}))
 

@@ -32,6 +32,12 @@ def test_generate_is_deterministic_per_seed_and_index(setup, batch):
                               batch_size=4, occlusion_prob=1.0, start=4)
     np.testing.assert_array_equal(tail["image"], batch["image"][4:])
     np.testing.assert_array_equal(tail["coeffs"], batch["coeffs"][4:])
+    # the first batch alone (nothing drawn for a next batch while it is finished) equals the
+    # head of the run that drew the second batch before finishing the first
+    head = synthetic.generate(model, lay, 4, seed=3, condition="indoor", size=SIZE,
+                              batch_size=4, occlusion_prob=1.0)
+    for k in ("image", "coeffs", "landmarks", "attention", "condition"):
+        np.testing.assert_array_equal(head[k], batch[k][:4], err_msg=k)
     other = synthetic.generate(model, lay, 2, seed=4, condition="indoor", size=SIZE,
                                batch_size=4, occlusion_prob=1.0)
     assert not np.array_equal(other["coeffs"], batch["coeffs"][:2])
