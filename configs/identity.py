@@ -8,7 +8,7 @@ rest of the network; the two together ~0.3x the ResNet-18's time per step on a C
 schedule that measured best within ~30 minutes (benchmarks/RESULTS.md, "A cheaper stem" and
 "Reading the flipped picture too"): 17,000 steps on the supervised term alone (no render),
 then 1,000 steps of the supervised term beside the paper's hybrid loss, with a moving average
-of the weights; 32,768 generated faces (~5 minutes to make, written once to
+of the weights; 32,768 generated faces (~4 minutes to make, written once to
 <workdir>/synthetic_indoor_96), so the network stops memorising the identities it has seen;
 the supervised shape term on the identity's shape alone and the coefficient term at 5x the
 debug config's. The held-out report adds 32 people x 4 views (one picture, averaging, k-means
@@ -22,7 +22,8 @@ Measured 2026-12-02 (RESULTS.md, run T): identity-only shape 2.75 mm against the
 the truth at >= 0.5 (0.87, 0.78, 0.78, 0.64, 0.82, 0.57, 0.48, 0.52, 0.48, 0.62), held-out
 people one picture 2.71 / averaging 2.33 / k-means 2.41 mm (mean face 4.20); mirror-averaged
 2.67 mm (0.650x), NME 0.038, all ten >= 0.5 (0.89, 0.79, 0.80, 0.73, 0.84, 0.62, 0.52, 0.52,
-0.51, 0.65); 26 min on the faces, 5.5 more to make them (32 min in all with the report). (Run
+0.51, 0.65); 26 min on the faces, 3.7 more to make them (30.4 min in all with the report, the
+faces' render overlapped with their host work since; 31.9 before). (Run
 R, this config until then: the ResNet-18, 10,500 steps: 0.686x, seven of ten, 0.672x and seven
 mirror-averaged, in 23.3 + 4.7 min.)
 """
