@@ -526,8 +526,8 @@ def generate(model, layout: CoeffLayout, n: int, seed: int = 0, condition: str =
 
     # A software pipeline on JAX's asynchronous dispatch: while batch b renders, the host
     # finishes batch b - 1 and draws batch b + 1 (each example's generator is its own, so the
-    # order of the work does not change what is drawn). ~1.6x the faces/s of the plain loop on
-    # a 2-core CPU, where the numpy work was ~40% of the time.
+    # order of the work does not change what is drawn). 1.47x the faces/s of the plain loop on
+    # a 2-core CPU at 96 px (benchmarks/synthetic_faces.py).
     pending = None
     for b0 in range(0, n, batch_size):
         idx, rngs, coeffs, bgs = prepare(b0)
