@@ -23,7 +23,9 @@ the truth at >= 0.5 (0.87, 0.78, 0.78, 0.64, 0.82, 0.57, 0.48, 0.52, 0.48, 0.62)
 people one picture 2.71 / averaging 2.33 / k-means 2.41 mm (mean face 4.20); mirror-averaged
 2.67 mm (0.650x), NME 0.038, all ten >= 0.5 (0.89, 0.79, 0.80, 0.73, 0.84, 0.62, 0.52, 0.52,
 0.51, 0.65); 26 min on the faces, 3.7 more to make them (30.4 min in all with the report, the
-faces' render overlapped with their host work since; 31.9 before). (Run
+faces' render overlapped with their host work since; 31.9 before). Seeds 1 and 2
+(`--config.seed=N`): 0.674x / 0.651x, ten / eight >= 0.5; mirror-averaged 0.653x / 0.633x, ten
+/ nine (mode 9 at 0.46): modes 7 and 9 sit at 0.5 within their standard error. (Run
 R, this config until then: the ResNet-18, 10,500 steps: 0.686x, seven of ten, 0.672x and seven
 mirror-averaged, in 23.3 + 4.7 min.)
 """
