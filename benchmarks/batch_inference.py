@@ -60,7 +60,7 @@ def main():
     cfg = config_files.packaged("reconstruct")
     cfg.batch_size = args.batch
     ckpt = args.checkpoint or untrained_checkpoint(tmp / "rnet", args.arch, args.size, cfg.light)
-    _, meta = train.load_predictor(ckpt)     # the network the rows measure, as saved
+    meta = train.checkpoint_meta(ckpt)        # the network the rows measure, as saved
     print(f"network: {meta['arch']} ({meta.get('stem', 'imagenet')} stem) at "
           f"{meta['image_size']} px, {ckpt}", flush=True)
     photos = tmp / "photos"

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import skimage.data
 import trimesh
 from PIL import Image
@@ -163,3 +164,18 @@ def test_checkpoint_prediction_starts_the_fit(tmp_path, request):
                 "--rnet_mirror"], root)
     assert bad.returncode != 0 and "--checkpoint" in bad.stderr
     assert not (tmp_path / "bad").exists()
+    # a network trained for another face model: the job's own error, with or without the
+    # mirror (its checkpoint's record is read before any parameters)
+    from facerecon_jax.io import config_files
+    from facerecon_jax.models import face_model, grid_model
+    from facerecon_jax.pipeline import reconstruct_job
+    cfg = config_files.packaged("reconstruct")
+    cfg.model = str(face_model.save(grid_model.grid_model(12, n_id=5, n_exp=3, n_tex=3),
+                                    tmp_path / "grid.npz"))
+    for mirror in (False, True):
+        with pytest.raises(reconstruct_job.CheckpointMismatchError,
+                           match=f"predicts {layout.size} coefficients"):
+            reconstruct_job.run([str(tmp_path / "a.png")], tmp_path / f"other{mirror}", cfg,
+                                reconstruct_job.Options(checkpoint=str(tmp_path / "rnet"),
+                                                        mode="rnet", rnet_mirror=mirror,
+                                                        texture=None), say=lambda m: None)

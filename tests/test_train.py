@@ -107,6 +107,10 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
     assert mngr.all_steps() == [2]
     predict, meta = train.load_predictor(tmp_path)
     assert meta["step"] == 2
+    assert train.checkpoint_meta(tmp_path) == meta          # the same record, no parameters
+    assert train.checkpoint_meta(tmp_path / "checkpoints", step=2)["step"] == 2
+    with pytest.raises(FileNotFoundError, match="no R-Net checkpoints"):
+        train.checkpoint_meta(tmp_path / "elsewhere")
     out = np.asarray(predict(np.zeros((1, SIZE, SIZE, 3), np.float32)))
     assert np.all(np.isfinite(out))
 

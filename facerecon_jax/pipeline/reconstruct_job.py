@@ -134,7 +134,7 @@ def _fit_all(sources, out_dir, cfg, options, results, failures, detector, stream
     predictor, light = None, cfg.light
     if options.checkpoint:
         from facerecon_jax.training import train  # orbax only when asked for
-        predictor, meta = train.load_predictor(options.checkpoint)
+        meta = train.checkpoint_meta(options.checkpoint)
         light = meta["light"]
         need = coefficients.CoeffLayout.for_model(model, light).size
         if need != meta["num_outputs"]:
@@ -142,8 +142,8 @@ def _fit_all(sources, out_dir, cfg, options, results, failures, detector, stream
                 f"--checkpoint {options.checkpoint} predicts {meta['num_outputs']} coefficients; "
                 f"the face model {model.info.get('name')} with {light} light needs {need}: "
                 f"give the --config.model the network was trained for")
-        if options.rnet_mirror:
-            predictor, _ = train.load_predictor(options.checkpoint, mirror_model=model)
+        predictor, _ = train.load_predictor(
+            options.checkpoint, mirror_model=model if options.rnet_mirror else None)
     layout = coefficients.CoeffLayout.for_model(model, light)
     fit_cfg = fit_settings(cfg, options.mode, options.checkpoint)
     embed_params = face_embedding.load_face_embedding() if cfg.perceptual else None

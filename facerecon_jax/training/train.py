@@ -374,13 +374,9 @@ def restore_checkpoint(mngr: ocp.CheckpointManager, state: TrainState, step=None
     return state, meta
 
 
-def load_predictor(checkpoint_dir, step=None, ema: bool = True, mirror_model=None):
-    """(predict(images (B,H,W,3) in [0,1]) -> coefficients, meta) from a training workdir or its
-    checkpoints folder, for reconstruct's --checkpoint and for evaluation. The parameters are
-    the run's moving average when it kept one (config.ema_decay > 0) and `ema`, else the
-    optimiser's. With `mirror_model` (the face model the network predicts for), each prediction
-    is the average of the picture's and of its mirror image's read back as this face
-    (`predict_coefficients_mirrored`): two forward passes."""
+def _open_checkpoints(checkpoint_dir, step=None):
+    """(checkpoints folder, read-only manager, step: the latest unless given) of a training
+    workdir or its checkpoints folder."""
     d = pathlib.Path(checkpoint_dir).expanduser().resolve()
     if (d / "checkpoints").is_dir():
         d = d / "checkpoints"
@@ -391,6 +387,24 @@ def load_predictor(checkpoint_dir, step=None, ema: bool = True, mirror_model=Non
     step = mngr.latest_step() if step is None else step
     if step is None:
         raise FileNotFoundError(f"no R-Net checkpoint found in {d}")
+    return d, mngr, step
+
+
+def checkpoint_meta(checkpoint_dir, step=None) -> dict:
+    """What a run's checkpoint says about its network (arch, stem, image_size, light,
+    num_outputs, ...), without restoring its parameters."""
+    _, mngr, step = _open_checkpoints(checkpoint_dir, step)
+    return _read_meta(mngr, step)
+
+
+def load_predictor(checkpoint_dir, step=None, ema: bool = True, mirror_model=None):
+    """(predict(images (B,H,W,3) in [0,1]) -> coefficients, meta) from a training workdir or its
+    checkpoints folder, for reconstruct's --checkpoint and for evaluation. The parameters are
+    the run's moving average when it kept one (config.ema_decay > 0) and `ema`, else the
+    optimiser's. With `mirror_model` (the face model the network predicts for), each prediction
+    is the average of the picture's and of its mirror image's read back as this face
+    (`predict_coefficients_mirrored`): two forward passes."""
+    d, mngr, step = _open_checkpoints(checkpoint_dir, step)
     meta = _read_meta(mngr, step)
     net = rnet.make_rnet(meta["arch"], meta["num_outputs"], width=meta.get("width", 64),
                          head=meta.get("head", "mean"), stem=meta.get("stem", "imagenet"))
