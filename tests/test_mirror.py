@@ -89,8 +89,8 @@ def test_mirror_averaged_prediction_reads_the_flipped_picture_back(tmp_path):
     plain, _ = train.load_predictor(tmp_path)
     averaged, _ = train.load_predictor(tmp_path, mirror_model=model)
     back = mirror_image.mirror_coefficients(plain(img[:, :, ::-1].copy()), layout,
-                                      mirror.coefficient_mirror(model),
-                                      cam.Camera().scaled(size))
+                                            mirror.coefficient_mirror(model),
+                                            cam.Camera().scaled(size))
     want = 0.5 * (np.asarray(plain(img)) + np.asarray(back))
     np.testing.assert_allclose(np.asarray(averaged(img)), want, rtol=1e-4, atol=1e-5)
     assert np.abs(want - np.asarray(plain(img))).max() > 1e-3

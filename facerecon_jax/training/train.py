@@ -37,10 +37,9 @@ from absl import logging
 
 from facerecon_jax.geometry import camera as cam
 from facerecon_jax.fit import losses
-from facerecon_jax.geometry import metrics, morphable
+from facerecon_jax.geometry import metrics, mirror_image, morphable
 from facerecon_jax.training import data, rnet
 from facerecon_jax.geometry.coefficients import CoeffLayout
-from facerecon_jax.geometry import mirror_image
 from facerecon_jax.models import mirror
 
 
