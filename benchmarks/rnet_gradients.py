@@ -11,6 +11,7 @@ light. A term whose gradient on the identity columns is small next to the others
 identity, whatever its value. Prints a table and, last, one JSON line.
 """
 import argparse
+import dataclasses
 import json
 import pathlib
 import sys
@@ -54,9 +55,8 @@ def main():
              "landmarks": jnp.asarray(held["landmarks"]),
              "attention": jnp.asarray(held["attention"]),
              "coeffs": jnp.asarray(held["coeffs"])}
-    sup = (None if spec.supervision is None
-           else train.Supervision(layout, spec.supervision.weight, 0,
-                                  spec.supervision.vertex_weight, face_model.to_jax()))
+    sup = (None if spec.supervision is None                    # on at every step
+           else dataclasses.replace(spec.supervision, steps=0))
 
     def term(params, name):
         x = state.apply_fn({"params": params, "batch_stats": state.batch_stats},

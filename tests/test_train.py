@@ -436,7 +436,8 @@ def test_multi_image_report_scores_single_average_and_kmeans(tiny):
 
 def test_supervised_shape_error_of_the_identity_alone(tiny):
     """vertex_fields "id": at the zero-initialised head the vertex part is the mean squared
-    identity offset from the mean shape (mm^2), the expression left out."""
+    identity offset from the mean shape (mm^2), the expression left out; the same with the
+    basis's Gram matrix computed once from the face model (`from_config`, what training runs)."""
     import jax.numpy as jnp
 
     model, ds = tiny
@@ -456,6 +457,18 @@ def test_supervised_shape_error_of_the_identity_alone(tiny):
     want_both = float(np.mean(np.mean(np.sum(offset ** 2, -1), -1)))
     assert abs(want_both - want) > 1e-3 * want
     np.testing.assert_allclose(float(both.loss(x, batch, 0)[0]), want_both, rtol=1e-4)
+    # what training builds: the Gram matrix computed once from the face model, the same sums
+    c = tiny_config()
+    c.supervised.update(weight=0.0, vertex_weight=1.0)
+    for fields, expect in (("id", want), ("id+exp", want_both)):
+        c.supervised.vertex_fields = fields
+        built = train.Supervision.from_config(c, layout, model)
+        assert built.metric is not None
+        np.testing.assert_allclose(float(built.loss(x, batch, 0)[0]), expect, rtol=1e-4)
+    # a step is compiled per spec: another face model's metric makes another spec
+    other = model.replace(id_basis=np.asarray(model.id_basis) * 1.5)
+    assert train.Supervision.from_config(c, layout, other) != built
+    assert train.Supervision.from_config(c, layout, model) == built
     c = tiny_config()
     c.supervised.update(weight=0.1, vertex_fields="exp")
     with pytest.raises(ValueError, match="vertex_fields"):

@@ -23,6 +23,20 @@ def shape(model: FaceModel, id_coeffs, exp_coeffs):
             + exp_coeffs[..., :n_exp] @ model.exp_basis.reshape(n_exp, v * 3))
     return model.mean_shape + flat.reshape(flat.shape[:-1] + (v, 3))
 
+
+def shape_gram(model: FaceModel, expression: bool = True):
+    """(K, K) Gram matrix G of the shape basis in mm^2 per vertex, K = n_id (+ n_exp with
+    `expression`): for a coefficient offset d = (alpha, beta) (K,), the mean over the vertices
+    of the squared distance (mm^2) that `shape` moves a vertex by is d^T G d (the shape is
+    linear in the coefficients), so a per-vertex shape error costs K^2 operations, not V K."""
+    v = model.n_vertices
+    basis = model.id_basis.reshape(model.n_id, v * 3)
+    if expression:
+        basis = jnp.concatenate([basis, model.exp_basis.reshape(model.n_exp, v * 3)], 0)
+    basis = jnp.asarray(basis, jnp.float32) * 100.0                             # dm -> mm
+    return jnp.matmul(basis, basis.T, precision="highest") / v
+
+
 def albedo(model: FaceModel, tex_coeffs):
     """T = T_mean + B_tex delta, (..., V, 3) RGB in [0, 1] (not clipped)."""
     return _linear(model.mean_albedo, model.tex_basis, tex_coeffs)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import pathlib
 import sys
@@ -156,8 +157,12 @@ class Supervision:
     the weakly supervised hybrid loss for the first `steps` steps (0: all of them):
     weight x `losses.supervised_coefficients` (squared coefficient error) + vertex_weight x the
     mean squared distance (mm^2) between predicted and true unposed shape (identity and
-    expression, `shape_difference_mm`), which weighs each mode by how much it moves the face;
+    expression), which weighs each mode by how much it moves the face;
     `vertex_fields` "id": the shape of the identity alone (expression held at 0 in both).
+    The shape is linear in the coefficients, so that distance is the quadratic form of the
+    coefficient offset in the basis's Gram matrix (`morphable.shape_gram`, K x K): `from_config`
+    computes it once from the face model (`metric`, with `metric_key` its fingerprint, so that
+    steps for two face models are two specs); without it the loss computes it from `model`.
     `alone_steps`: the first that many steps train on the supervised term alone (the weakly
     supervised terms, and their render, are left out: such a step costs ~0.55x a hybrid step
     at the debug config's size on a CPU); the term stays on, beside the paper's loss, until
@@ -170,6 +175,8 @@ class Supervision:
     model: Any = dataclasses.field(default=None, compare=False, hash=False)
     vertex_fields: str = "id+exp"
     alone_steps: int = 0
+    metric: Any = dataclasses.field(default=None, compare=False, hash=False)
+    metric_key: str = ""
 
     @classmethod
     def from_config(cls, config, layout, face_model=None) -> Optional["Supervision"]:
@@ -183,20 +190,30 @@ class Supervision:
         if alone < 0 or (steps > 0 and alone > steps):
             raise ValueError(f"supervised.alone_steps ({alone}) must be between 0 and "
                              f"supervised.steps ({steps}; 0: the whole run)")
-        return cls(layout, float(s.weight), steps, float(s.get("vertex_weight", 0.0)),
-                   None if face_model is None else face_model.to_jax(), fields, alone)
+        vertex_weight = float(s.get("vertex_weight", 0.0))
+        metric, key = None, ""
+        if face_model is not None and vertex_weight:
+            metric = np.asarray(morphable.shape_gram(face_model.to_jax(), fields == "id+exp"))
+            key = hashlib.sha1(metric.tobytes()).hexdigest()
+        return cls(layout, float(s.weight), steps, vertex_weight,
+                   None if face_model is None else face_model.to_jax(), fields, alone,
+                   metric, key)
 
     def loss(self, x, batch, step):
         per_image = self.weight * losses.supervised_coefficients(
             x, batch["coeffs"], self.layout, batch.get("shape_valid"), batch.get("coeffs_valid"))
         if self.vertex_weight:
+            both = self.vertex_fields == "id+exp"
+            g = (jnp.asarray(self.metric) if self.metric is not None
+                 else morphable.shape_gram(self.model, both))
             p, t = self.layout.split(x), self.layout.split(batch["coeffs"])
-            pe, te = ((p["exp"], t["exp"]) if self.vertex_fields == "id+exp"
-                      else (jnp.zeros_like(p["exp"]), jnp.zeros_like(t["exp"])))
-            d = shape_difference_mm(self.model, p["id"], pe, t["id"], te, centred=False)
+            d = p["id"] - t["id"]
+            if both:
+                d = jnp.concatenate([d, p["exp"] - t["exp"]], -1)
             sv = batch.get("shape_valid", jnp.ones(x.shape[:1], x.dtype))
-            per_image = per_image + self.vertex_weight * sv * jnp.mean(jnp.sum(d ** 2, -1), -1)
-        on = 1.0 if self.steps <= 0 else (step < self.steps).astype(x.dtype)
+            per_image = per_image + self.vertex_weight * sv * jnp.einsum(
+                "bi,ij,bj->b", d, g, d, precision="highest")
+        on = 1.0 if self.steps <= 0 else jnp.asarray(step < self.steps, x.dtype)
         return on * jnp.mean(per_image), per_image
 
 
@@ -500,7 +517,7 @@ def step_spec(config: ml_collections.ConfigDict, face_model) -> StepSpec:
     if config.loss_weight_overrides:
         weights = dataclasses.replace(weights, **dict(config.loss_weight_overrides))
     return StepSpec(layout, training_camera(config), weights, config.render_backend,
-                    Supervision.from_config(config, layout),
+                    Supervision.from_config(config, layout, face_model),
                     Consistency.from_config(config, layout))
 
 
