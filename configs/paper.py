@@ -34,6 +34,10 @@ def get_config():
     c.data.synthetic_examples = 0  # > 0: train on this many generated faces instead
     c.data.synthetic_condition = "train"
     c.data.augment = True
+    c.data.augment_shift = 10.0    # pixels at 224, uniform in +-shift per axis
+    c.data.augment_scale = (0.9, 1.1)
+    c.data.augment_rotation = 10.0  # degrees, uniform in +-rotation
+    c.data.augment_flip = 0.5      # probability of a left-right flip
     c.data.views_per_person = 1    # > 1: batches of batch_size / k people x k images each
                                    # (generated faces: k views of each identity)
     c.eval_examples = 0            # > 0: held-out synthetic faces scored at the end
@@ -46,8 +50,10 @@ def get_config():
     # supervised term on generated faces (their true coefficients): weight x squared coefficient
     # error + vertex_weight x mean squared shape error (mm^2; vertex_fields "id+exp", or "id":
     # the identity's shape alone), for the first `steps` steps (0: the whole run); the first
-    # `alone_steps` of them train on the supervised term only (no render). Not the paper's
-    # loss: off here.
+    # `alone_steps` of them train on the supervised term only (no render); `mirror_flips`: a
+    # picture the augmentation flipped is supervised with its mirror image's coefficients
+    # (else its shape and pose are left out). Not the paper's loss: off here.
     c.supervised = ml_collections.ConfigDict({"weight": 0.0, "vertex_weight": 0.0, "steps": 0,
-                                              "vertex_fields": "id+exp", "alone_steps": 0})
+                                              "vertex_fields": "id+exp", "alone_steps": 0,
+                                              "mirror_flips": False})
     return c

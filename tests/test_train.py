@@ -534,3 +534,58 @@ def test_moving_average_of_the_weights_follows_the_trajectory(tiny, tmp_path):
                        jax.tree_util.tree_leaves(plain.params)):
         np.testing.assert_array_equal(np.asarray(e), np.asarray(q))
         np.testing.assert_array_equal(np.asarray(p), np.asarray(q))
+
+
+def test_flipped_pictures_supervised_with_their_mirror_images(default_model, tiny, tmp_path):
+    """`supervised.mirror_flips`: the augmentation's flips alone (data.augment_* ranges 0) give
+    every picture flip_only = 1 and the stored picture's columns reversed; the supervised term
+    then scores a flipped picture against the mirror image's coefficients (0 there, > 0 at the
+    stored ones; the pose counts), and with the flag off leaves its shape and pose out. A model
+    that is not left-right symmetric is refused."""
+    import jax.numpy as jnp
+
+    from facerecon_jax.geometry import camera as cam
+    from facerecon_jax.geometry import mirror_image
+    from facerecon_jax.models import mirror
+
+    c = tiny_config()
+    c.data.update(augment_shift=0.0, augment_rotation=0.0, augment_scale=(1.0, 1.0),
+                  augment_flip=1.0)
+    layout = CoeffLayout.for_model(default_model, "mono")
+    d = tmp_path / "faces"
+    synthetic.write_synthetic_shards(d, default_model, layout, 4, seed=3, condition="indoor",
+                                     size=SIZE, overwrite=True)
+    ds = data.Dataset(d, process_index=0, process_count=1,
+                      augment_config=data.augment_config_from(c.data))
+    flipped = next(ds.batches(4, seed=0, augment=True))
+    plain = next(ds.batches(4, seed=0, augment=False))
+    assert flipped["mirrored"].min() == 1 and flipped["flip_only"].min() == 1
+    assert flipped["coeffs_valid"].max() == 0 and flipped["shape_valid"].max() == 0
+    order = {ds.example(i)["image"].tobytes(): i for i in range(4)}
+    for img in flipped["image"]:                              # each a stored picture reversed
+        stored = (img[:, ::-1] * 255).round().astype(np.uint8)
+        assert stored.tobytes() in order
+    batch = {k: jnp.asarray(flipped[k]) for k in ("coeffs", "coeffs_valid", "shape_valid",
+                                                  "flip_only", "mirrored")}
+    c.supervised.update(weight=1.0, vertex_weight=0.1, vertex_fields="id", mirror_flips=True,
+                        steps=0)
+    sup = train.Supervision.from_config(c, layout, default_model)
+    truth = batch["coeffs"]
+    maps = mirror.coefficient_mirror(default_model)
+    seen = mirror_image.mirror_coefficients(truth, layout, maps, cam.Camera().scaled(SIZE))
+    assert float(sup.loss(seen, batch, 0)[0]) < 1e-8
+    assert float(sup.loss(truth, batch, 0)[0]) > 1.0
+    turned = layout.join(dict(layout.split(seen), angles=layout.split(seen)["angles"] + 0.1))
+    np.testing.assert_allclose(float(sup.loss(turned, batch, 0)[0]), 3 * 0.1 ** 2, rtol=1e-3)
+    # flag off: a flipped picture counts in nothing that would need its mirror image
+    c.supervised.mirror_flips = False
+    off = train.Supervision.from_config(c, layout, default_model)
+    assert off.mirror_maps is None and off != sup
+    assert float(off.loss(truth, batch, 0)[0]) == 0.0
+    assert plain["mirrored"].max() == 0 and plain["flip_only"].max() == 0
+    c.supervised.mirror_flips = True
+    with pytest.raises(ValueError, match="not left-right symmetric"):
+        train.Supervision.from_config(c, layout, tiny[0])
+    for bad in ({"augment_flip": 1.5}, {"augment_scale": (1.1, 0.9)}, {"augment_shift": -1.0}):
+        with pytest.raises(ValueError, match="bad augmentation ranges"):
+            data.augment_config_from(bad)

@@ -42,9 +42,14 @@ Ground-truth coefficients and augmentation: shift, scale and in-plane rotation c
 (angles, translation) the coefficients describe but not the face: identity, expression and
 texture stay true.  A flip mirrors the face: the mirrored face is in general not the one the
 identity / expression / texture coefficients give (blendshapes swap sides, identity modes are not
-symmetric), so nothing of the vector stays true.  Batches with coefficients therefore carry
-``coeffs`` unchanged plus two flags: ``coeffs_valid`` (1: the image was not moved, the whole
-vector is the truth) and ``shape_valid`` (1: not flipped; id / exp / tex still hold).
+symmetric), so nothing of the vector stays true as stored.  Batches with coefficients therefore
+carry ``coeffs`` unchanged plus three flags: ``coeffs_valid`` (1: the image was not moved, the
+whole vector is the truth), ``shape_valid`` (1: not flipped; id / exp / tex still hold) and
+``flip_only`` (1: flipped and not otherwise moved: the whole vector of the face's mirror image,
+`geometry.mirror_image.mirror_coefficients` of ``coeffs``, is the truth; the supervised term of
+training reads flipped pictures so, `training.train.Supervision`).  The ranges are
+`AugmentConfig`'s (a training config's ``data.augment_*``; flips alone: shift, rotation 0 and
+scale (1, 1)).
 """
 from __future__ import annotations
 
@@ -285,6 +290,27 @@ def augment_matrix(rng: np.random.Generator, size: int, cfg: AugmentConfig = Aug
     return (r @ f)[:2], flip
 
 
+def unmoved_flip(size: int) -> np.ndarray:
+    """The 2 x 3 matrix of a flip alone (x -> S - 1 - x), `augment_matrix`'s convention."""
+    return np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0]])
+
+
+def augment_config_from(data_config) -> AugmentConfig:
+    """A training config's ``data`` section -> `AugmentConfig` (``augment_shift``,
+    ``augment_scale``, ``augment_rotation``, ``augment_flip``; the defaults where absent)."""
+    d = AugmentConfig()
+    get = data_config.get
+    scale = tuple(float(v) for v in get("augment_scale", d.scale))
+    cfg = AugmentConfig(shift=float(get("augment_shift", d.shift)), scale=scale,
+                        rotation=float(get("augment_rotation", d.rotation)),
+                        flip=float(get("augment_flip", d.flip)))
+    if len(scale) != 2 or not 0 < scale[0] <= scale[1] or cfg.shift < 0 or cfg.rotation < 0 \
+            or not 0 <= cfg.flip <= 1:
+        raise ValueError(f"bad augmentation ranges {cfg}: shift and rotation >= 0, scale "
+                         f"(low, high) with 0 < low <= high, flip a probability")
+    return cfg
+
+
 def apply_augmentation(matrix, flip: bool, image, attention, landmarks):
     """Warp image (S, S, C) and attention (S, S) with the 2x3 `matrix` (bilinear, black outside)
     and map the landmarks with it; renamed with the mirror permutation when `flip`."""
@@ -452,6 +478,7 @@ class Dataset:
         """Batch of the given examples, augmented with generators seeded by (seed, host, step,
         position in the batch)."""
         images, atts, lms, coeffs, moved, flipped, mats = [], [], [], [], [], [], []
+        flip_only = []
         for j, i in enumerate(ids):
             ex = self.example(int(i))
             img, att, lm = ex["image"], ex["attention"], ex["landmarks"]
@@ -466,6 +493,7 @@ class Dataset:
             mats.append(m)
             moved.append(not np.allclose(m, np.eye(3)[:2]))
             flipped.append(flip)
+            flip_only.append(flip and np.allclose(m, unmoved_flip(img.shape[1])))
             if "coeffs" in ex:
                 coeffs.append(ex["coeffs"])
         batch = {
@@ -479,6 +507,7 @@ class Dataset:
             batch["coeffs"] = np.stack(coeffs).astype(np.float32)
             batch["coeffs_valid"] = 1.0 - np.array(moved, np.float32)
             batch["shape_valid"] = 1.0 - np.array(flipped, np.float32)
+            batch["flip_only"] = np.array(flip_only, np.float32)
         return batch
 
     def batches(self, batch_size: int, seed: int = 0, start_step: int = 0, augment: bool = True,

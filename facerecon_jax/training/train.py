@@ -151,6 +151,10 @@ def shape_difference_mm(model, id_a, exp_a, id_b, exp_b, centred: bool = True):
     return (s - t) * 100.0                                                  # dm -> mm
 
 
+MIRROR_RESIDUAL_MAX = 0.05   # `supervised.mirror_flips` needs a model this symmetric (relative
+                             # error of its identity's mirror map; the default model's: 0.005)
+
+
 @dataclasses.dataclass(frozen=True)
 class Supervision:
     """The optional supervised term on generated faces (their coefficients are known), added to
@@ -163,6 +167,12 @@ class Supervision:
     coefficient offset in the basis's Gram matrix (`morphable.shape_gram`, K x K): `from_config`
     computes it once from the face model (`metric`, with `metric_key` its fingerprint, so that
     steps for two face models are two specs); without it the loss computes it from `model`.
+    `mirror_maps` (`models.mirror.coefficient_mirror`, with `mirror_flips` in the config): a
+    picture the augmentation flipped (batch "mirrored") is compared with its mirror image's
+    coefficients (`mirror_image.mirror_coefficients` of the truth, `camera` the crops'), its
+    shape always and its pose where the flip was all that moved it (batch "flip_only"); without
+    the maps flipped pictures count only in the coefficients that hold ("shape_valid",
+    "coeffs_valid").
     `alone_steps`: the first that many steps train on the supervised term alone (the weakly
     supervised terms, and their render, are left out: such a step costs ~0.55x a hybrid step
     at the debug config's size on a CPU); the term stays on, beside the paper's loss, until
@@ -176,7 +186,9 @@ class Supervision:
     vertex_fields: str = "id+exp"
     alone_steps: int = 0
     metric: Any = dataclasses.field(default=None, compare=False, hash=False)
-    metric_key: str = ""
+    mirror_maps: Any = dataclasses.field(default=None, compare=False, hash=False)
+    camera: Optional[cam.Camera] = None
+    metric_key: str = ""            # fingerprint of `metric` and `mirror_maps`
 
     @classmethod
     def from_config(cls, config, layout, face_model=None) -> Optional["Supervision"]:
@@ -191,26 +203,51 @@ class Supervision:
             raise ValueError(f"supervised.alone_steps ({alone}) must be between 0 and "
                              f"supervised.steps ({steps}; 0: the whole run)")
         vertex_weight = float(s.get("vertex_weight", 0.0))
-        metric, key = None, ""
+        metric, maps, camera, key = None, None, None, hashlib.sha1()
         if face_model is not None and vertex_weight:
             metric = np.asarray(morphable.shape_gram(face_model.to_jax(), fields == "id+exp"))
-            key = hashlib.sha1(metric.tobytes()).hexdigest()
+            key.update(metric.tobytes())
+        if face_model is not None and s.get("mirror_flips", False):
+            maps = mirror.coefficient_mirror(face_model)
+            if maps.residual > MIRROR_RESIDUAL_MAX:
+                raise ValueError(
+                    f"supervised.mirror_flips: the face model {face_model.info.get('name', '')!r}"
+                    f" is not left-right symmetric enough to read a flipped picture's "
+                    f"coefficients (mirror residual {maps.residual:.3f} > "
+                    f"{MIRROR_RESIDUAL_MAX}); set supervised.mirror_flips False")
+            camera = training_camera(config)
+            for a in jax.tree_util.tree_leaves(maps):
+                key.update(np.asarray(a).tobytes())
         return cls(layout, float(s.weight), steps, vertex_weight,
                    None if face_model is None else face_model.to_jax(), fields, alone,
-                   metric, key)
+                   metric, maps, camera, key.hexdigest() if metric is not None or maps else "")
+
+    def targets(self, batch):
+        """(true coefficients, shape weight, pose weight) per image of `batch`: flipped pictures
+        read as their mirror images' with `mirror_maps`, else left out where nothing holds."""
+        coeffs = batch["coeffs"]
+        one = jnp.ones(coeffs.shape[:1], coeffs.dtype)
+        sv, pv = batch.get("shape_valid", one), batch.get("coeffs_valid", one)
+        if self.mirror_maps is None or "mirrored" not in batch:
+            return coeffs, sv, pv
+        flipped = batch["mirrored"]
+        mirrored = mirror_image.mirror_coefficients(coeffs, self.layout, self.mirror_maps,
+                                                    self.camera)
+        coeffs = jnp.where(flipped[:, None] > 0, mirrored, coeffs)
+        return (coeffs, jnp.maximum(sv, flipped),
+                jnp.maximum(pv, batch.get("flip_only", jnp.zeros_like(one))))
 
     def loss(self, x, batch, step):
-        per_image = self.weight * losses.supervised_coefficients(
-            x, batch["coeffs"], self.layout, batch.get("shape_valid"), batch.get("coeffs_valid"))
+        coeffs, sv, pv = self.targets(batch)
+        per_image = self.weight * losses.supervised_coefficients(x, coeffs, self.layout, sv, pv)
         if self.vertex_weight:
             both = self.vertex_fields == "id+exp"
             g = (jnp.asarray(self.metric) if self.metric is not None
                  else morphable.shape_gram(self.model, both))
-            p, t = self.layout.split(x), self.layout.split(batch["coeffs"])
+            p, t = self.layout.split(x), self.layout.split(coeffs)
             d = p["id"] - t["id"]
             if both:
                 d = jnp.concatenate([d, p["exp"] - t["exp"]], -1)
-            sv = batch.get("shape_valid", jnp.ones(x.shape[:1], x.dtype))
             per_image = per_image + self.vertex_weight * sv * jnp.einsum(
                 "bi,ij,bj->b", d, g, d, precision="highest")
         on = 1.0 if self.steps <= 0 else jnp.asarray(step < self.steps, x.dtype)
@@ -621,8 +658,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, dataset,
     history = []
     t0 = time.perf_counter()
     keys = ("image", "landmarks", "attention") + (
-        ("coeffs", "coeffs_valid", "shape_valid") if supervision is not None else ()) + (
-        ("mirrored",) if consistency is not None else ())
+        ("coeffs", "coeffs_valid", "shape_valid", "flip_only") if supervision is not None
+        else ()) + (("mirrored",) if consistency is not None or supervision is not None else ())
     host_batches = dataset.batches(host_batch, seed=config.seed, start_step=start,
                                    **({"augment": config.data.augment}
                                       if "data" in config and hasattr(dataset, "make_batch")
@@ -826,7 +863,7 @@ def training_data(config: ml_collections.ConfigDict, workdir, face_model, log=pr
             bar.close()
     else:
         data_dir = pathlib.Path(config.data.dir)
-    dataset = data.Dataset(data_dir)
+    dataset = data.Dataset(data_dir, augment_config=data.augment_config_from(config.data))
     if dataset.image_size != config.image_size:
         raise cli.UsageError(f"{data_dir} holds {dataset.image_size} px images, the config "
                              f"trains at {config.image_size} px: set --config.image_size")
