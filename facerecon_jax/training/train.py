@@ -218,9 +218,10 @@ class Supervision:
             camera = training_camera(config)
             for a in jax.tree_util.tree_leaves(maps):
                 key.update(np.asarray(a).tobytes())
+        fingerprint = key.hexdigest() if metric is not None or maps is not None else ""
         return cls(layout, float(s.weight), steps, vertex_weight,
                    None if face_model is None else face_model.to_jax(), fields, alone,
-                   metric, maps, camera, key.hexdigest() if metric is not None or maps else "")
+                   metric, maps, camera, fingerprint)
 
     def targets(self, batch):
         """(true coefficients, shape weight, pose weight) per image of `batch`: flipped pictures
