@@ -33,13 +33,12 @@ class PerVertexSupervision(train.Supervision):
     """The baseline: the shape term from both shapes' vertices (V x K per shape and image)."""
 
     def loss(self, x, batch, step):
-        per_image = self.weight * losses.supervised_coefficients(
-            x, batch["coeffs"], self.layout, batch.get("shape_valid"), batch.get("coeffs_valid"))
-        p, t = self.layout.split(x), self.layout.split(batch["coeffs"])
+        coeffs, sv, pv = self.targets(batch)
+        per_image = self.weight * losses.supervised_coefficients(x, coeffs, self.layout, sv, pv)
+        p, t = self.layout.split(x), self.layout.split(coeffs)
         pe, te = ((p["exp"], t["exp"]) if self.vertex_fields == "id+exp"
                   else (jnp.zeros_like(p["exp"]), jnp.zeros_like(t["exp"])))
         d = train.shape_difference_mm(self.model, p["id"], pe, t["id"], te, centred=False)
-        sv = batch.get("shape_valid", jnp.ones(x.shape[:1], x.dtype))
         per_image = per_image + self.vertex_weight * sv * jnp.mean(jnp.sum(d ** 2, -1), -1)
         return jnp.mean(per_image), per_image
 

@@ -2,6 +2,8 @@
 mono light (239 coefficients with BFM), the paper's loss weights."""
 import ml_collections
 
+from facerecon_jax.training.data import AugmentConfig
+
 
 def get_config():
     c = ml_collections.ConfigDict()
@@ -34,10 +36,11 @@ def get_config():
     c.data.synthetic_examples = 0  # > 0: train on this many generated faces instead
     c.data.synthetic_condition = "train"
     c.data.augment = True
-    c.data.augment_shift = 10.0    # pixels at 224, uniform in +-shift per axis
-    c.data.augment_scale = (0.9, 1.1)
-    c.data.augment_rotation = 10.0  # degrees, uniform in +-rotation
-    c.data.augment_flip = 0.5      # probability of a left-right flip
+    ranges = AugmentConfig()       # shift +-10 px at 224, scale 0.9-1.1, rotation +-10 deg,
+    c.data.augment_shift = ranges.shift          # a left-right flip with probability 0.5
+    c.data.augment_scale = ranges.scale
+    c.data.augment_rotation = ranges.rotation
+    c.data.augment_flip = ranges.flip
     c.data.views_per_person = 1    # > 1: batches of batch_size / k people x k images each
                                    # (generated faces: k views of each identity)
     c.eval_examples = 0            # > 0: held-out synthetic faces scored at the end
