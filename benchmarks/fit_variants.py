@@ -42,12 +42,19 @@ def main():
     model = load_face_model(c.fit.model)
     head = benchmark_faces.load_head()
     people = evaluation.make_people(args.people, c.seed, c.detail_mm, head)
-    det = detection.FaceDetector()
-    benches = {}
-    for cond in c.conditions:
-        bench = evaluation.make_benchmark(people, args.images, cond, c.seed, c.size, head)
-        prepared, where, _ = evaluation.prepare_images(model, bench.images, detector=det)
-        benches[cond] = (bench, prepared, where)
+    pictures = {cond: evaluation.make_benchmark(people, args.images, cond, c.seed, c.size, head)
+                for cond in c.conditions}
+    prepared_by_source = {}
+
+    def prepared_for(source):
+        """{condition: (benchmark, prepared faces, their indices)} with the landmark source's
+        points (a variant's `landmarks`), detected once per source."""
+        if source not in prepared_by_source:
+            det = detection.FaceDetector(landmarks=source)
+            prepared_by_source[source] = {
+                cond: (bench, *evaluation.prepare_images(model, bench.images, detector=det)[:2])
+                for cond, bench in pictures.items()}
+        return prepared_by_source[source]
 
     def score(ids):
         return [evaluation.score_mesh(model, evaluation.neutral_mesh(model, i), people.scans[p],
@@ -55,15 +62,16 @@ def main():
     mean_face = float(np.mean(score([np.zeros(model.n_id)] * args.people)))
     print(f"mean face {mean_face:.3f} mm ({args.people} people x {args.images} pictures x "
           f"{len(c.conditions)} conditions, seed {c.seed})")
-    print("variant | single (x) | averaging (x) | joint fit mm (x) | seconds")
+    print(f"variant | single (x; {' / '.join(c.conditions)}) | averaging (x) | "
+          "joint fit mm (x) | seconds")
     out = {"mean_face": mean_face, "variants": {}}
     for name, overrides in variants.items():
         t0 = time.time()
         fit_cfg, fc = evaluation.fit_config(c.fit, dict(overrides))
         layout = CoeffLayout.for_model(model, fc.light)
-        lmap = fitting.landmark_map_for(model, fc.landmark_map)
+        lmap = fitting.landmark_map_for(model, fc.landmark_map, fc.landmarks)
         faces, groups, xs, single = [], [], [], []
-        for bench, prepared, where in benches.values():
+        for bench, prepared, where in prepared_for(fc.landmarks).values():
             x = evaluation.fit_prepared(model, layout, prepared, where, len(bench.images),
                                         fit_cfg, None, batch_size=fc.batch_size,
                                         landmark_map=lmap)
@@ -81,9 +89,11 @@ def main():
         joint = evaluation._score_people(model, layout, x_joint, groups, people.scans,
                                          c.radius_mm)
         row = {"single": float(np.mean(single)), "averaging": float(np.mean(averaged)),
-               "joint": float(np.mean(joint)), "seconds": time.time() - t0}
+               "joint": float(np.mean(joint)), "seconds": time.time() - t0,
+               "single_by_condition": {cond: float(v) for cond, v in zip(c.conditions, single)}}
         out["variants"][name] = row
-        print(f"{name} | {row['single']:.3f} ({row['single'] / mean_face:.3f}x) | "
+        by_cond = " / ".join(f"{v / mean_face:.3f}" for v in single)
+        print(f"{name} | {row['single']:.3f} ({row['single'] / mean_face:.3f}x; {by_cond}) | "
               f"{row['averaging']:.3f} ({row['averaging'] / mean_face:.3f}x) | "
               f"{row['joint']:.3f} ({row['joint'] / mean_face:.3f}x) | {row['seconds']:.0f}",
               flush=True)

@@ -1,6 +1,8 @@
-"""How much of a face's true landmark deviation dlib's 68 points carry, on the benchmark's heads.
+"""How much of a face's true landmark deviation the detector's 68 points carry, on the
+benchmark's heads: MediaPipe's face mesh (the default) and dlib's predictor.
 
-  python benchmarks/landmark_gain.py [--people 16] [--images 2] [--seed 11]
+  python benchmarks/landmark_gain.py [--people 16] [--images 2] [--seed 11] \
+      [--landmarks mesh dlib]
 
 Pictures of the evaluation benchmark's kind (`evaluation.make_people` / `make_benchmark`: whole
 ICT heads beyond the model, eyes, teeth, photo-like skin; a seed apart from the evaluation's
@@ -13,8 +15,10 @@ means the detector pulls every face towards one shape: a fit to its points recov
 share of the face's deviation, with noise of the residual's size on top. Then, over all
 conditions, `landmark_calibration.shared_error_fraction`: the share of dlib's error (each point
 weighed by its calibrated scatter, as the fit weighs it) that a person's pictures have in
-common, the rho of a joint fit's prior (configs/reconstruct.py `shared_correlation`). Prints
-a table, then one JSON line.
+common, the rho of a joint fit's prior (configs/reconstruct.py `shared_correlation`). Each
+landmark source (`--landmarks`) on the same pictures, each with its own calibrated scatter;
+"misses" counts the pictures where no face was found (the mesh's detector adds BlazeFace when
+dlib's find none). Prints a table, then one JSON line.
 """
 import argparse
 import json
@@ -37,16 +41,28 @@ def main():
     ap.add_argument("--images", type=int, default=2)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--conditions", nargs="+", default=list(evaluation.CONDITIONS))
+    ap.add_argument("--landmarks", nargs="+", default=list(landmark_embedding.LANDMARK_SOURCES),
+                    choices=landmark_embedding.LANDMARK_SOURCES)
     args = ap.parse_args()
     head = benchmark_faces.load_head()
     people = evaluation.make_people(args.people, args.seed, head=head)
-    det = detection.FaceDetector()
+    benches = {cond: evaluation.make_benchmark(people, args.images, cond, args.seed, head=head)
+               for cond in args.conditions}
+    result = {"people": args.people, "images": args.images, "seed": args.seed}
+    for source in args.landmarks:
+        print(f"\n## landmarks: {source}")
+        result[source] = measure(source, benches, args.conditions)
+    print(json.dumps(result))
+
+
+def measure(source, benches, conditions):
+    det = detection.FaceDetector(landmarks=source)
     out = {}
     every = {"found": [], "truth": [], "person": [], "condition": []}
-    print("condition | points | pictures | gain | correlation | truth spread | dlib spread | "
+    print("condition | points | pictures | gain | correlation | truth spread | detector spread | "
           "residual (IOD)")
-    for cond in args.conditions:
-        bench = evaluation.make_benchmark(people, args.images, cond, args.seed, head=head)
+    for cond in conditions:
+        bench = benches[cond]
         found, truth = [], []
         for img, gt, person in zip(bench.images, bench.landmarks, bench.person):
             faces = detection.select_faces(det.detect(img), "largest")
@@ -63,20 +79,20 @@ def main():
             out[cond][name] = g
             print(f"{cond} | {name} | {len(found)} | {g['gain']:.2f} | {g['correlation']:.2f} | "
                   f"{g['truth_spread']:.4f} | {g['detector_spread']:.4f} | {g['residual']:.4f}")
-    noise = landmark_embedding.detector_noise()
+    noise = landmark_embedding.detector_noise(landmark_embedding.files(source)[0])
     shared = {"all conditions": landmark_calibration.shared_error_fraction(
         np.stack(every["found"]), np.stack(every["truth"]), np.array(every["person"]), noise)}
     cond = np.array(every["condition"])
-    for c in args.conditions:
+    for c in conditions:
         m = cond == c
         shared[c] = landmark_calibration.shared_error_fraction(
             np.stack(every["found"])[m], np.stack(every["truth"])[m],
             np.array(every["person"])[m], noise)
-    print("\nshare of dlib's error a person's pictures have in common (rho)")
+    print(f"\nshare of the {source} points' error a person's pictures have in common (rho)")
     for k, v in shared.items():
         print(f"{k} | {v['rho']:.3f} | {v['pictures']} pictures, {v['pairs_same']} pairs")
-    print(json.dumps({"people": args.people, "images": args.images, "seed": args.seed,
-                      "by_condition": out, "shared_error_fraction": shared}))
+    print("misses: " + ", ".join(f"{c} {out[c]['misses']}" for c in conditions))
+    return {"by_condition": out, "shared_error_fraction": shared}
 
 
 if __name__ == "__main__":

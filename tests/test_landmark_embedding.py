@@ -200,3 +200,30 @@ def test_shipped_offsets_are_for_the_default_model_only(default_model, small_gri
     text = le.to_json(m, {}, cov)
     np.testing.assert_allclose(json.loads(text)["noise_covariance"], cov, atol=1e-8)
     assert fitting.landmark_noise("covariance")["lan_covariance"] == tuple(cov.reshape(-1))
+
+
+def test_each_landmark_source_has_its_own_calibration(default_model):
+    """The face mesh's points and dlib's are calibrated apart (`landmark_embedding.files`):
+    the fitting's noise, yaw scatter and offsets come from the config's source, and the mesh's
+    points, measured closer to the faces' true landmarks, carry less scatter than dlib's."""
+    from facerecon_jax.fit import fitting
+    mesh_map, mesh_off = le.files("mesh")
+    dlib_map, dlib_off = le.files("dlib")
+    assert (le.DEFAULT_FILE, le.OFFSETS_FILE) == (mesh_map, mesh_off)
+    for path in (mesh_map, mesh_off, dlib_map, dlib_off):
+        assert path.is_file()
+    for source, (map_file, off_file) in (("mesh", (mesh_map, mesh_off)),
+                                         ("dlib", (dlib_map, dlib_off))):
+        # (dlib's files predate the field)
+        for path in (map_file, off_file):
+            assert json.loads(path.read_text())["info"].get("landmarks", "dlib") == source
+        assert fitting.landmark_noise("calibrated", source)["lan_noise"] == tuple(
+            le.detector_noise(map_file))
+        assert fitting.landmark_noise_by_yaw(True, source) == le.detector_noise_by_yaw(off_file)
+        got = fitting.landmark_map_for(default_model, "calibrated", source)
+        np.testing.assert_array_equal(np.asarray(got.offset),
+                                      np.asarray(le.for_model(default_model, off_file).offset))
+    mesh_noise, dlib_noise = le.detector_noise(mesh_map), le.detector_noise(dlib_map)
+    assert np.median(mesh_noise[17:]) < 0.75 * np.median(dlib_noise[17:])
+    with pytest.raises(ValueError, match="landmarks must be one of"):
+        le.files("sift")

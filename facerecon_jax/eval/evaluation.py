@@ -299,7 +299,7 @@ def run_benchmark(cfg, workdir=None, log=print, progress=None) -> dict:
     layout = CoeffLayout.for_model(model, cfg.fit.light)
     fit_cfg, fit_c = fit_config(cfg.fit)
     joint_cfg, _ = fit_config(cfg.fit, dict(cfg.joint))
-    lmap = fitting.landmark_map_for(model, fit_c.landmark_map)
+    lmap = fitting.landmark_map_for(model, fit_c.landmark_map, fit_c.landmarks)
     embed = (face_embedding.load_face_embedding()
              if fit_cfg.perceptual or joint_cfg.perceptual else None)
     predictor, rnet_layout = None, None
@@ -327,7 +327,7 @@ def run_benchmark(cfg, workdir=None, log=print, progress=None) -> dict:
                             cfg.radius_mm)["rmse_mm"] for p, f in enumerate(floors)]
     mean_err = [score_mesh(model, neutral_mesh(model, np.zeros(model.n_id)), people.scans[p],
                            cfg.radius_mm)["rmse_mm"] for p in range(n_p)]
-    det = detection.FaceDetector()
+    det = detection.FaceDetector(landmarks=fit_c.landmarks)
     key = jax.random.PRNGKey(cfg.seed)
     all_faces, all_groups, all_x, all_person = [], [], [], []
     heat = []
@@ -483,7 +483,7 @@ def run_ablation(cfg, log=print) -> dict:
     head = benchmark_faces.load_head()
     n_p, j = cfg.ablation_people, cfg.ablation_images
     people = make_people(n_p, cfg.seed, cfg.detail_mm, head)
-    det = detection.FaceDetector()
+    det = detection.FaceDetector(landmarks=fit_config(cfg.fit)[1].landmarks)
     data = {}
     for cond in cfg.conditions:
         bench = make_benchmark(people, j, cond, cfg.seed, cfg.size, head)
@@ -502,7 +502,7 @@ def run_ablation(cfg, log=print) -> dict:
         oracle = overrides.pop("true_landmarks", False)
         fcfg, fc = fit_config(cfg.fit, overrides)
         layout = CoeffLayout.for_model(model, fc.light)
-        lmap = None if oracle else fitting.landmark_map_for(model, fc.landmark_map)
+        lmap = None if oracle else fitting.landmark_map_for(model, fc.landmark_map, fc.landmarks)
         if fcfg.perceptual and embed is None:
             embed = face_embedding.load_face_embedding()
         row, exps, t0, n_fit = {}, [], time.time(), 0

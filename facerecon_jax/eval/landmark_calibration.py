@@ -19,13 +19,15 @@ from facerecon_jax.fit.landmark_embedding import (LandmarkMap, learn_map, learn_
 
 def calibration_pictures(n_people: int, views: int, seed: int, size: int = 300,
                          max_yaw_deg: float = 50.0, progress=None,
-                         conditions: Sequence[str] = ("indoor",)) -> Dict[str, np.ndarray]:
+                         conditions: Sequence[str] = ("indoor",), landmarks: str = "mesh"
+                         ) -> Dict[str, np.ndarray]:
     """Pictures of known 3D shape and what the detector finds on them. Returns detections
     (N, 68, 2), screen (N, 6706, 2), visible (N, 6706), yaw (N,), landmarks_world (N, 68, 3)
     (the head's landmark vertices posed in the world), rotation (N, 3, 3) for the pictures
     where a face was found, the number of misses and the pictures' camera. Each picture's
     light is drawn from one of `conditions` (`synthetic.CONDITIONS`, chosen at random when
-    there are several)."""
+    there are several). `landmarks`: the detector's landmark source ("mesh", "dlib";
+    `detection.FaceDetector`)."""
     from facerecon_jax.eval import benchmark_faces  # noqa: PLC0415
     from facerecon_jax.geometry import camera as cam  # noqa: PLC0415
     from facerecon_jax.photo import detection  # noqa: PLC0415
@@ -33,7 +35,7 @@ def calibration_pictures(n_people: int, views: int, seed: int, size: int = 300,
 
     head = benchmark_faces.load_head()
     rng = np.random.default_rng([seed, 0xCA1])
-    det = detection.FaceDetector()
+    det = detection.FaceDetector(landmarks=landmarks)
     camera = benchmark_faces.picture_camera(size)
     out = {"detections": [], "screen": [], "visible": [], "yaw": [], "landmarks_world": [],
            "rotation": []}
@@ -77,7 +79,8 @@ def calibration_pictures(n_people: int, views: int, seed: int, size: int = 300,
 
 
 def _calibrate(path, learn, n_people: int, views: int, seed: int, bin_degrees: float,
-               max_yaw_deg: float, conditions: Sequence[str], made_by: str) -> dict:
+               max_yaw_deg: float, conditions: Sequence[str], made_by: str,
+               landmarks: str) -> dict:
     """The steps both calibrations share: the default model, the calibration pictures (with a
     progress bar), the yaw bins; `learn(model, pics, edges)` -> (LandmarkMap, extra info,
     summary of what it found[, the detector's error covariance]); the map and its provenance
@@ -88,7 +91,8 @@ def _calibrate(path, learn, n_people: int, views: int, seed: int, bin_degrees: f
     model = ict_model.load_default()
     bar = progress.Progress(n_people * views, unit="picture")
     pics = calibration_pictures(n_people, views, seed, max_yaw_deg=max_yaw_deg,
-                                progress=bar.update, conditions=conditions)
+                                progress=bar.update, conditions=conditions,
+                                landmarks=landmarks)
     bar.close()
     edges = np.radians(np.arange(-max_yaw_deg + bin_degrees, max_yaw_deg, bin_degrees))
     m, extra, found, *covariance = learn(model, pics, edges)
@@ -96,8 +100,11 @@ def _calibrate(path, learn, n_people: int, views: int, seed: int, bin_degrees: f
                + found)
     info = {"model": model.info.get("name"), "n_vertices": model.n_vertices,
             "model_landmarks": np.asarray(model.landmarks).tolist(),
-            "detector": "dlib HOG / MMOD CNN + shape_predictor_68_face_landmarks "
-                        "(facerecon_jax.photo.detection.FaceDetector)",
+            "detector": ("dlib HOG / MMOD CNN + shape_predictor_68_face_landmarks"
+                         + (" + MediaPipe face mesh (facerecon_jax.photo.face_mesh)"
+                            if landmarks == "mesh" else "")
+                         + " (facerecon_jax.photo.detection.FaceDetector)"),
+            "landmarks": landmarks,
             "pictures": int(len(pics["yaw"])), "misses": int(pics["misses"]), "seed": seed,
             "n_people": n_people, "views": views, "max_yaw_deg": max_yaw_deg,
             **extra, "made_by": made_by, "summary": summary}
@@ -106,7 +113,8 @@ def _calibrate(path, learn, n_people: int, views: int, seed: int, bin_degrees: f
 
 
 def calibrate_to_file(path, n_people: int = 40, views: int = 12, seed: int = 31337,
-                      bin_degrees: float = 10.0, max_yaw_deg: float = 50.0) -> dict:
+                      bin_degrees: float = 10.0, max_yaw_deg: float = 50.0,
+                      landmarks: str = "mesh") -> dict:
     """Learn the map for the default face model (`learn_map`: other vertices) on pictures lit
     as indoors and write it (atomically) to `path`."""
     def learn(model, pics, edges):
@@ -121,13 +129,14 @@ def calibrate_to_file(path, n_people: int = 40, views: int = 12, seed: int = 313
                           f"{res['residual'][17:].mean():.3f}, contour "
                           f"{np.nanmean(res['contour_residual']):.3f}")
     return _calibrate(path, learn, n_people, views, seed, bin_degrees, max_yaw_deg,
-                      ("indoor",), "python -m launch.calibrate_landmarks")
+                      ("indoor",), f"python -m launch.calibrate_landmarks --landmarks {landmarks}",
+                      landmarks)
 
 
 def calibrate_offsets_to_file(path, n_people: int = 40, views: int = 12, seed: int = 31337,
                               bin_degrees: float = 10.0, max_yaw_deg: float = 50.0,
-                              conditions: Sequence[str] = ("cooperative", "indoor", "outdoor")
-                              ) -> dict:
+                              conditions: Sequence[str] = ("cooperative", "indoor", "outdoor"),
+                              landmarks: str = "mesh") -> dict:
     """Learn where the detector's points sit relative to the default model's own landmark
     vertices (`landmark_embedding.learn_offsets`: a 3D offset in the head's frame per landmark,
     per yaw bin on the jaw contour) on pictures of every condition, and write the map
@@ -150,14 +159,16 @@ def calibrate_offsets_to_file(path, n_people: int = 40, views: int = 12, seed: i
                  "rms_before": np.round(res["before"], 4).tolist(),
                  "rms_after": np.round(res["after"], 4).tolist()}
         b, f = res["before"], res["after"]
-        found = (f"RMS distance of dlib's points from the model's landmarks "
+        found = (f"RMS distance of the detector's points from the model's landmarks "
                  f"(inter-ocular units), inner {np.mean(b[17:]):.3f} -> "
                  f"{np.mean(f[17:]):.3f}, contour {np.mean(b[:17]):.3f} -> "
                  f"{np.mean(f[:17]):.3f}; mean offset "
                  f"{100 * np.mean(np.linalg.norm(res['offset'], axis=1)):.1f} mm")
         return m, extra, found, res["covariance"]
     return _calibrate(path, learn, n_people, views, seed, bin_degrees, max_yaw_deg, conditions,
-                      "python -m launch.calibrate_landmarks --kind offsets")
+                      "python -m launch.calibrate_landmarks --kind offsets --landmarks "
+                      + landmarks,
+                      landmarks)
 
 
 def _similarity_onto(points: np.ndarray, ref: np.ndarray, also=None):

@@ -69,7 +69,10 @@ class FitConfig:
             raise ValueError("landmark_noise 'covariance' weighs the whole shape's error at once "
                              "and takes no robust kernel: set landmark_robust 0 with it "
                              "(--config.landmark_robust=0)")
-        w = dataclasses.replace(w, lan=w.lan * c.landmark_scale, exp_l1=c.exp_l1,
+        lan = w.lan * c.landmark_scale
+        if c.get("landmark_by_precision", False):
+            lan *= landmark_precision_scale(c.get("landmarks", "mesh"))
+        w = dataclasses.replace(w, lan=lan, exp_l1=c.exp_l1,
                                 coef=w.coef * c.prior_scale,
                                 lan_nose_mouth=c.nose_mouth_weight,
                                 lan_contour=c.contour_weight, lan_shape=c.landmark_shape,
@@ -77,10 +80,12 @@ class FitConfig:
                                 lan_gain=c.get("landmark_gain", 1.0),
                                 lan_robust=c.get("landmark_robust", 0.0),
                                 lan_yaw_noise=landmark_noise_by_yaw(
-                                    c.get("landmark_noise_by_yaw", False)),
+                                    c.get("landmark_noise_by_yaw", False),
+                                    c.get("landmarks", "mesh")),
                                 lan_open=c.get("landmark_openings", 0.0),
                                 photo_kernel=c.get("photometric_kernel", "distance"),
-                                **landmark_noise(c.get("landmark_noise", "none")))
+                                **landmark_noise(c.get("landmark_noise", "none"),
+                                                 c.get("landmarks", "mesh")))
         return cls(steps_landmark=c.steps_landmark, steps=c.steps, lr=c.lr, lr_pose=c.lr_pose,
                    weights=w, perceptual=c.perceptual, backend=c.backend,
                    expression=c.expression, shared=tuple(c.shared),
@@ -109,44 +114,64 @@ STAGES = (Stage("landmarks", ("id", "exp", "angles", "trans"), True),
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
 
-def landmark_noise(name: str) -> dict:
+def landmark_noise(name: str, landmarks: str = "mesh") -> dict:
     """The detector noise model a config names, as `losses.LossWeights` fields: "none" (every
     point as the paper weighs it), "calibrated" (`landmark_embedding.detector_noise`: each
     point weighed by its own measured scatter, the jaw contour ~1/5 of an inner point) or
     "covariance" (`landmark_embedding.detector_covariance`: the measured covariance of dlib's
-    errors about the calibrated offsets' points, so errors the points share count once)."""
+    errors about the calibrated offsets' points, so errors the points share count once), each
+    from the calibration of the config's landmark source (`landmarks`: "mesh", "dlib")."""
     from facerecon_jax.fit import landmark_embedding  # noqa: PLC0415
+    map_file, offsets_file = landmark_embedding.files(landmarks)
     if name == "none":
         return {}
     if name == "calibrated":
-        return {"lan_noise": tuple(float(v) for v in landmark_embedding.detector_noise())}
+        return {"lan_noise": tuple(float(v)
+                                   for v in landmark_embedding.detector_noise(map_file))}
     if name == "covariance":
         return {"lan_covariance": tuple(
-            float(v) for v in landmark_embedding.detector_covariance().reshape(-1))}
+            float(v) for v in landmark_embedding.detector_covariance(offsets_file).reshape(-1))}
     raise ValueError(f"landmark_noise must be 'none', 'calibrated' or 'covariance', got "
                      f"{name!r}")
 
 
-def landmark_noise_by_yaw(on: bool) -> tuple:
+def landmark_precision_scale(landmarks: str = "mesh") -> float:
+    """(median scatter of dlib's points / the source's)^2, both from their shipped calibrations
+    (`landmark_embedding.detector_noise`): the landmark term's weight for a config's
+    `landmark_by_precision`. The paper's landmark weight and the priors were tuned with dlib's
+    points (docs/accuracy.md items 3-10); points the calibration finds more precise weigh more by
+    the inverse of their variance, as a Gaussian likelihood weighs them (1 for dlib; the face
+    mesh's ~5)."""
+    from facerecon_jax.fit import landmark_embedding  # noqa: PLC0415
+    ref = np.median(landmark_embedding.detector_noise(landmark_embedding.files("dlib")[0]))
+    own = np.median(landmark_embedding.detector_noise(landmark_embedding.files(landmarks)[0]))
+    return float((ref / own) ** 2)
+
+
+def landmark_noise_by_yaw(on: bool, landmarks: str = "mesh") -> tuple:
     """`losses.LossWeights.lan_yaw_noise` for a config's `landmark_noise_by_yaw`: the shipped
     calibration's knots (`landmark_embedding.detector_noise_by_yaw`) or () (the same at every
     yaw)."""
     from facerecon_jax.fit import landmark_embedding  # noqa: PLC0415
-    return landmark_embedding.detector_noise_by_yaw() if on else ()
+    if not on:
+        return ()
+    return landmark_embedding.detector_noise_by_yaw(landmark_embedding.files(landmarks)[1])
 
 
-def landmark_map_for(model: FaceModel, name: str):
+def landmark_map_for(model: FaceModel, name: str, landmarks: str = "mesh"):
     """The landmark embedding a config names: "model" (None: the model's landmark vertices),
     "learned" (the shipped embedding of dlib's points: other vertices, the contour's by yaw) or
     "calibrated" (the model's landmark vertices and the shipped 3D offset of each of dlib's
-    points from them, the contour's by yaw); both are None for models they were not made for."""
+    points from them, the contour's by yaw); both are None for models they were not made for.
+    The files are those of the landmark source (`landmarks`: "mesh", "dlib")."""
     from facerecon_jax.fit import landmark_embedding  # noqa: PLC0415
+    map_file, offsets_file = landmark_embedding.files(landmarks)
     if name == "model":
         return None
     if name == "learned":
-        return landmark_embedding.for_model(model)
+        return landmark_embedding.for_model(model, map_file)
     if name == "calibrated":
-        return landmark_embedding.for_model(model, landmark_embedding.OFFSETS_FILE)
+        return landmark_embedding.for_model(model, offsets_file)
     raise ValueError(f"landmark_map must be 'model', 'learned' or 'calibrated', got {name!r}")
 
 

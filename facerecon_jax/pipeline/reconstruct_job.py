@@ -147,7 +147,7 @@ def _fit_all(sources, out_dir, cfg, options, results, failures, detector, stream
     layout = coefficients.CoeffLayout.for_model(model, light)
     fit_cfg = fit_settings(cfg, options.mode, options.checkpoint)
     embed_params = face_embedding.load_face_embedding() if cfg.perceptual else None
-    detector = detector or detection.FaceDetector()
+    detector = detector or detection.FaceDetector(landmarks=cfg.landmarks)
     bar = progress.Progress(len(sources), unit="image", stream=stream)
 
     def note():
@@ -166,7 +166,8 @@ def _fit_all(sources, out_dir, cfg, options, results, failures, detector, stream
     reconstruct.reconstruct_sources(
         ((out_dir, s) for s in sources), model, layout, fit_cfg, detector=detector,
         faces=options.faces, batch_size=cfg.batch_size, embed_params=embed_params,
-        landmark_map=fitting.landmark_map_for(model, cfg.landmark_map), predictor=predictor,
+        landmark_map=fitting.landmark_map_for(model, cfg.landmark_map, cfg.landmarks),
+        predictor=predictor,
         texture=options.texture, texture_size=options.texture_size,
         on_face=lambda source_done: bar.update(1 if source_done else 0, note=note()),
         on_failure=on_failure, on_batch=save_report, on_step=on_step, results=results,
