@@ -1,11 +1,12 @@
 """Fitting variants on a subset of the evaluation benchmark: single fits, their average, and
 the joint fit, per variant (how docs/accuracy.md items 13-15 rank settings before a complete run).
 
-  python benchmarks/fit_variants.py [--people 6] [--images 3] \
+  python benchmarks/fit_variants.py [--people 6] [--images 3] [--seed S] \
       [--variants '{"default": {}, "prior x4": {"prior_scale": 4.0}}']
 
-The first `--people` of configs/evaluate.py's people (seed 2026), `--images` pictures each in
-every condition, detected and prepared once. For each variant (configs/reconstruct.py overrides,
+The first `--people` of configs/evaluate.py's people (seed 2026, or `--seed`: people apart from
+the evaluation's), `--images` pictures each in every condition, detected and prepared once.
+For each variant (configs/reconstruct.py overrides,
 applied to the single fits and to configs/evaluate.py's joint fit alike): the mean over
 conditions of the single-image scores, the score of each person's averaged single fits, and
 the joint fit of each person's pictures over all conditions; ratios to the mean face. About
@@ -34,11 +35,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--people", type=int, default=6)
     ap.add_argument("--images", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=None,
+                    help="people and pictures (default: the evaluation's own, configs/evaluate.py;"
+                         " another seed holds out the evaluation's people when choosing settings)")
     ap.add_argument("--variants", default='{"default": {}}',
                     help="JSON {name: {reconstruct-config field: value}}")
     args = ap.parse_args()
     variants = json.loads(args.variants)
     c = config_files.packaged("evaluate")
+    if args.seed is not None:
+        c.seed = args.seed
     model = load_face_model(c.fit.model)
     head = benchmark_faces.load_head()
     people = evaluation.make_people(args.people, c.seed, c.detail_mm, head)

@@ -77,10 +77,6 @@ def get_config():
     c.landmarks = "mesh"           # the detector's 68 points: "mesh" (MediaPipe's face mesh
                                    # started from dlib's points; docs/accuracy.md item 24) or
                                    # "dlib" (dlib's predictor); the calibration files follow
-    c.landmark_by_precision = False  # True: the landmark weight x (dlib's median calibrated
-                                   # scatter / the source's)^2 (the defaults were tuned with
-                                   # dlib's points; the mesh's: x5.0; fitting.
-                                   # landmark_precision_scale)
     c.landmark_map = "calibrated"  # "calibrated": the model's landmark vertices and the shipped
                                    # 3D offset of the detector's points from each
                                    # (landmark_embedding;

@@ -69,10 +69,7 @@ class FitConfig:
             raise ValueError("landmark_noise 'covariance' weighs the whole shape's error at once "
                              "and takes no robust kernel: set landmark_robust 0 with it "
                              "(--config.landmark_robust=0)")
-        lan = w.lan * c.landmark_scale
-        if c.get("landmark_by_precision", False):
-            lan *= landmark_precision_scale(c.get("landmarks", "mesh"))
-        w = dataclasses.replace(w, lan=lan, exp_l1=c.exp_l1,
+        w = dataclasses.replace(w, lan=w.lan * c.landmark_scale, exp_l1=c.exp_l1,
                                 coef=w.coef * c.prior_scale,
                                 lan_nose_mouth=c.nose_mouth_weight,
                                 lan_contour=c.contour_weight, lan_shape=c.landmark_shape,
@@ -133,19 +130,6 @@ def landmark_noise(name: str, landmarks: str = "mesh") -> dict:
             float(v) for v in landmark_embedding.detector_covariance(offsets_file).reshape(-1))}
     raise ValueError(f"landmark_noise must be 'none', 'calibrated' or 'covariance', got "
                      f"{name!r}")
-
-
-def landmark_precision_scale(landmarks: str = "mesh") -> float:
-    """(median scatter of dlib's points / the source's)^2, both from their shipped calibrations
-    (`landmark_embedding.detector_noise`): the landmark term's weight for a config's
-    `landmark_by_precision`. The paper's landmark weight and the priors were tuned with dlib's
-    points (docs/accuracy.md items 3-10); points the calibration finds more precise weigh more by
-    the inverse of their variance, as a Gaussian likelihood weighs them (1 for dlib; the face
-    mesh's ~5)."""
-    from facerecon_jax.fit import landmark_embedding  # noqa: PLC0415
-    ref = np.median(landmark_embedding.detector_noise(landmark_embedding.files("dlib")[0]))
-    own = np.median(landmark_embedding.detector_noise(landmark_embedding.files(landmarks)[0]))
-    return float((ref / own) ** 2)
 
 
 def landmark_noise_by_yaw(on: bool, landmarks: str = "mesh") -> tuple:
