@@ -46,7 +46,9 @@ def get_config():
         "landmarks /4, the expression's pull kept": {"landmark_scale": 0.25,
                                                      "landmark_expression": 4.0},
         "nose and inner mouth x20 (the paper's)": {"nose_mouth_weight": 20.0},
-        "coefficient prior x1 (the paper's)": {"prior_scale": 1.0},
+        "dlib's landmarks, coefficient prior x3 (the defaults until 2026-12-02)": {
+            "landmarks": "dlib", "prior_scale": 3.0},
+        "coefficient prior x3 (the default with dlib's points)": {"prior_scale": 3.0},
         "coefficient prior x4 (the default before the calibrated offsets)": {"prior_scale": 4.0},
         "coefficient prior x8": {"prior_scale": 8.0},
         "jaw contour off": {"contour_weight": 0.0},

@@ -54,3 +54,33 @@ def test_multi_image_methods_recover_planted_people():
     ids = layout.slices()["id"]
     for name, vecs in out.items():
         np.testing.assert_allclose(vecs[:, ids], truth[:, ids], atol=0.1, err_msg=name)
+
+
+def test_ablation_rows_fit_their_own_landmark_source(monkeypatch):
+    """A row naming another landmark source is fitted on that source's detections (detected once
+    per source), the true-landmark row on the truth; every row scores every condition."""
+    import ml_collections
+
+    from facerecon_jax.io import config_files
+    from facerecon_jax.photo import detection
+
+    made = []
+    real = detection.FaceDetector
+
+    def recording(*args, **kwargs):
+        made.append(kwargs.get("landmarks", "mesh"))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(evaluation.detection, "FaceDetector", recording)
+    cfg = config_files.packaged("evaluate")
+    cfg.fit.steps_landmark, cfg.fit.steps = 3, 2
+    cfg.conditions = ("cooperative",)
+    cfg.ablation_people, cfg.ablation_images = 1, 1
+    cfg.ablations = ml_collections.ConfigDict({
+        "defaults": {}, "dlib": {"landmarks": "dlib"}, "dlib again": {"landmarks": "dlib",
+                                                                      "prior_scale": 3.0},
+        "truth": {"true_landmarks": True}})
+    out = evaluation.run_ablation(cfg, log=lambda *_: None)
+    assert made.count("dlib") == 1 and made.count("mesh") >= 1
+    for name in ("defaults", "dlib", "dlib again", "truth"):
+        assert np.isfinite(out["rows"][name]["cooperative"])
+    assert out["rows"]["dlib"]["cooperative"] != out["rows"]["defaults"]["cooperative"]

@@ -483,12 +483,19 @@ def run_ablation(cfg, log=print) -> dict:
     head = benchmark_faces.load_head()
     n_p, j = cfg.ablation_people, cfg.ablation_images
     people = make_people(n_p, cfg.seed, cfg.detail_mm, head)
-    det = detection.FaceDetector(landmarks=fit_config(cfg.fit)[1].landmarks)
-    data = {}
-    for cond in cfg.conditions:
-        bench = make_benchmark(people, j, cond, cfg.seed, cfg.size, head)
-        data[cond] = (bench, prepare_images(model, bench.images, detector=det),
-                      prepare_images(model, bench.images, bench.landmarks, detector=det))
+    benches = {cond: make_benchmark(people, j, cond, cfg.seed, cfg.size, head)
+               for cond in cfg.conditions}
+    true = {cond: prepare_images(model, b.images, b.landmarks) for cond, b in benches.items()}
+    detected = {}
+
+    def detected_by(source):
+        """{condition: prepared faces} with a landmark source's points (a row's `landmarks`),
+        detected once per source."""
+        if source not in detected:
+            det = detection.FaceDetector(landmarks=source)
+            detected[source] = {cond: prepare_images(model, b.images, detector=det)
+                                for cond, b in benches.items()}
+        return detected[source]
     mean_err = [score_mesh(model, neutral_mesh(model, np.zeros(model.n_id)), people.scans[p],
                            cfg.radius_mm)["rmse_mm"] for p in range(n_p)]
     rows = {"mean face": {c: float(np.mean(mean_err)) for c in cfg.conditions}}
@@ -507,8 +514,8 @@ def run_ablation(cfg, log=print) -> dict:
             embed = face_embedding.load_face_embedding()
         row, exps, t0, n_fit = {}, [], time.time(), 0
         for cond in cfg.conditions:
-            bench, detected, true = data[cond]
-            prepared, where = (true if oracle else detected)[:2]
+            bench = benches[cond]
+            prepared, where = (true[cond] if oracle else detected_by(fc.landmarks)[cond])[:2]
             x = fit_prepared(model, layout, prepared, where, len(bench.images), fcfg,
                              embed if fcfg.perceptual else None, batch_size=fc.batch_size,
                              landmark_map=lmap)
