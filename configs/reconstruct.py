@@ -41,12 +41,13 @@ def get_config():
     c.landmark_gain = 1.0          # share of a face's identity deviation the detector's points
                                    # follow (dlib on the benchmark's heads: ~0.66,
                                    # benchmarks/landmark_gain.py); 1: taken as exact
-    c.prior_scale = 3.0            # multiplies the coefficient regulariser (paper: 1); dlib's
-                                   # points scatter more than identity moves them, so one
-                                   # photo's identity needs more shrinkage than the paper's: x4
-                                   # against the model's vertices, x3 once the calibrated offsets
-                                   # take ~1/4 of the variance away (docs/accuracy.md 6, 15;
-                                   # a joint fit counts it once per person)
+    c.prior_scale = 1.0            # multiplies the coefficient regulariser (the paper's, 1):
+                                   # with the face mesh's points the paper's weight is best on
+                                   # people apart from the evaluation's (x3 0.794x, x2 0.772x,
+                                   # x1.5 0.759x, x1 0.750x; docs/accuracy.md item 24). dlib's
+                                   # noisier points wanted x3 (items 6, 15: use it with
+                                   # --config.landmarks=dlib); a joint fit counts it once per
+                                   # person
     c.landmark_noise = "calibrated"  # each dlib point weighted by 1 / its measured scatter^2
                                    # (landmark_embedding.detector_noise: the jaw contour ~1/5
                                    # of an inner point); "none": the paper's weights;
