@@ -18,12 +18,14 @@ weighed by its calibrated scatter, as the fit weighs it) that a person's picture
 common, the rho of a joint fit's prior (configs/reconstruct.py `shared_correlation`). Each
 landmark source (`--landmarks`) on the same pictures, each with its own calibrated scatter;
 "misses" counts the pictures where no face was found (the mesh's detector adds BlazeFace when
-dlib's find none). Prints a table, then one JSON line.
+dlib's find none), and the median seconds per picture of detection with landmarks (both
+sources in one process, the ratio is the figure). Prints a table, then one JSON line.
 """
 import argparse
 import json
 import pathlib
 import sys
+import time
 
 import numpy as np
 
@@ -63,9 +65,11 @@ def measure(source, benches, conditions):
           "residual (IOD)")
     for cond in conditions:
         bench = benches[cond]
-        found, truth = [], []
+        found, truth, seconds = [], [], []
         for img, gt, person in zip(bench.images, bench.landmarks, bench.person):
+            t0 = time.perf_counter()
             faces = detection.select_faces(det.detect(img), "largest")
+            seconds.append(time.perf_counter() - t0)
             if faces:
                 found.append(faces[0].landmarks68)
                 truth.append(gt)
@@ -73,7 +77,8 @@ def measure(source, benches, conditions):
         every["found"] += found
         every["truth"] += truth
         every["condition"] += [cond] * len(found)
-        out[cond] = {"pictures": len(found), "misses": len(bench.images) - len(found)}
+        out[cond] = {"pictures": len(found), "misses": len(bench.images) - len(found),
+                     "seconds_per_picture": float(np.median(seconds))}
         for name, sl in POINTS.items():
             g = landmark_calibration.detector_gain(np.stack(found), np.stack(truth), sl)
             out[cond][name] = g
@@ -92,6 +97,8 @@ def measure(source, benches, conditions):
     for k, v in shared.items():
         print(f"{k} | {v['rho']:.3f} | {v['pictures']} pictures, {v['pairs_same']} pairs")
     print("misses: " + ", ".join(f"{c} {out[c]['misses']}" for c in conditions))
+    print("detection with landmarks, median s / picture (the first picture compiles): "
+          + ", ".join(f"{c} {out[c]['seconds_per_picture']:.3f}" for c in conditions))
     return {"by_condition": out, "shared_error_fraction": shared}
 
 
