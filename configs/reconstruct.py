@@ -48,25 +48,27 @@ def get_config():
                                    # noisier points wanted x3 (items 6, 15: use it with
                                    # --config.landmarks=dlib); a joint fit counts it once per
                                    # person
-    c.landmark_noise = "calibrated"  # each dlib point weighted by 1 / its measured scatter^2
+    c.landmark_noise = "calibrated"  # each detected point weighted by 1 / its measured scatter^2
                                    # (landmark_embedding.detector_noise: the jaw contour ~1/5
                                    # of an inner point); "none": the paper's weights;
-                                   # "covariance": dlib's error covariance about the calibrated
+                                   # "covariance": the points' error covariance about the calibrated
                                    # offsets (errors shared by the points count once; better
                                    # on the benchmark, misaligns real photos: accuracy.md 16)
-    c.landmark_noise_by_yaw = True  # dlib's points stray farther as the head turns (x1.5 at
-                                   # 25 degrees, x2.5 at 45: landmark_embedding.
+    c.landmark_noise_by_yaw = True  # the points stray farther as the head turns (the mesh's
+                                   # x1.4 at 25 degrees, x2.3 at 45; dlib's x1.5, x2.5:
+                                   # landmark_embedding.
                                    # detector_noise_by_yaw, calibrated with the offsets): each
                                    # picture's landmark weights / that ratio^2 at its fitted yaw
                                    # (docs/accuracy.md item 21); False: the same at every yaw
     c.landmark_robust = 0.25       # a Cauchy kernel on each point's weighted error, its scale
-                                   # in inter-ocular distances: ~2.6x the median point's
-                                   # measured scatter (0.095), so a point dlib put off the face
+                                   # in inter-ocular distances: ~2.6x dlib's median point's
+                                   # measured scatter (0.095; the mesh's 0.044: at 0.11 within
+                                   # noise, item 24), so a point the detector put off the face
                                    # pulls logarithmically (docs/accuracy.md item 18); 0: the
                                    # squared error (the paper's)
-    c.landmark_openings = 0.0      # > 0: the eyes' and the mouth's openings as dlib gives them
+    c.landmark_openings = 0.0      # > 0: the eyes' and the mouth's openings as detected
                                    # (upper against lower lid and inner lip; an error all of
-                                   # dlib's points share cancels there), this many times the
+                                   # the points share cancels there), this many times the
                                    # landmark term's weight (losses.landmark_openings; DECA's
                                    # eye closure term). 0.5 opens real smiles and costs the
                                    # benchmark ~0.01x (docs/accuracy.md item 22)
@@ -80,9 +82,9 @@ def get_config():
                                    # "dlib" (dlib's predictor); the calibration files follow
     c.landmark_map = "calibrated"  # "calibrated": the model's landmark vertices and the shipped
                                    # 3D offset of the detector's points from each
-                                   # (landmark_embedding;
-                                   # other models: their vertices); "model": the vertices
-                                   # alone; "learned": the shipped embedding (other vertices)
+                                   # (landmark_embedding; other models: their vertices);
+                                   # "model": the vertices alone; "learned": the shipped
+                                   # embedding (other vertices)
     c.shared = ()                  # joint fits: fields one value per person (e.g. ("id", "tex"))
     c.shared_correlation = 0.0     # joint fits: the share of the detector's landmark error that
                                    # one person's pictures have in common (rho); the prior of
