@@ -129,3 +129,14 @@ def test_unreadable_file_names_itself(tmp_path):
     bad.write_bytes(b"not a flatbuffer at all")
     with pytest.raises(tg.GraphError, match="broken.tflite"):
         tg.read(bad)
+
+
+def test_load_refuses_another_network():
+    """`load` reads a file once and refuses one whose input is not what the caller runs."""
+    from facerecon_jax.photo import mediapipe_files
+    path = str(mediapipe_files.network_file(mediapipe_files.FACE_DETECTOR))
+    graph, consts = tg.load(path, (128, 128, 3), 2, "the detector")
+    assert graph.input_shape == (1, 128, 128, 3) and len(graph.outputs) == 2
+    assert tg.load(path, (128, 128, 3), 2, "the detector")[0] is graph       # read once
+    with pytest.raises(tg.GraphError, match="not the face mesh"):
+        tg.load(path, (192, 192, 3), 2, "the face mesh")

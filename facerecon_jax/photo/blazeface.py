@@ -20,7 +20,6 @@ when dlib found no face.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import pathlib
 import threading
 from typing import List, Optional
@@ -93,19 +92,6 @@ def weighted_nms(boxes, keypoints, scores, iou: float = NMS_IOU):
     return out_b, out_k, out_s
 
 
-@functools.lru_cache(maxsize=None)
-def _network(path: str):
-    import jax.numpy as jnp  # noqa: PLC0415
-
-    from facerecon_jax.photo import tflite_graph  # noqa: PLC0415
-    graph, constants = tflite_graph.read(path)
-    if graph.input_shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3) or len(graph.outputs) != 2:
-        raise mediapipe_files.MediaPipeFileError(
-            f"{path}: not MediaPipe's short-range face detector (input {graph.input_shape}, "
-            f"{len(graph.outputs)} outputs)")
-    return graph, {k: jnp.asarray(v) for k, v in constants.items()}
-
-
 class BlazeFace:
     """The detector (thread-safe)."""
 
@@ -129,7 +115,8 @@ class BlazeFace:
         square[top:top + nh, left:left + nw] = cv2.resize(
             image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         x = square[None] / 127.5 - 1.0
-        graph, constants = _network(str(self.path))
+        graph, constants = tflite_graph.load(str(self.path), (INPUT_SIZE, INPUT_SIZE, 3), 2,
+                                             "MediaPipe's short-range face detector")
         with self._lock:
             raw, logits = tflite_graph.run(graph, constants, x)
         boxes, keypoints, scores = decode(np.asarray(raw), np.asarray(logits),

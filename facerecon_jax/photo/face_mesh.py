@@ -18,7 +18,6 @@ back to image pixels (x right, y down, pixel centres at integers, as dlib's).
 """
 from __future__ import annotations
 
-import functools
 import os
 import pathlib
 import threading
@@ -43,18 +42,6 @@ IBUG68 = (162, 234, 93, 58, 172, 136, 149, 148, 152, 377, 378, 365, 397, 288, 32
           33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
           61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,
           78, 82, 13, 312, 308, 317, 14, 87)
-
-
-@functools.lru_cache(maxsize=None)
-def _network(path: str):
-    from facerecon_jax.photo import tflite_graph  # noqa: PLC0415
-    graph, constants = tflite_graph.read(path)
-    if graph.input_shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3) or len(graph.outputs) < 2:
-        raise mediapipe_files.MediaPipeFileError(
-            f"{path}: not MediaPipe's face landmark network (input "
-                            f"{graph.input_shape}, {len(graph.outputs)} outputs)")
-    import jax.numpy as jnp  # noqa: PLC0415
-    return graph, {k: jnp.asarray(v) for k, v in constants.items()}
 
 
 def crop_frame(points: np.ndarray, scale: float = CROP_SCALE,
@@ -120,7 +107,8 @@ class FaceMesh:
 
     def _run(self, crops: np.ndarray):
         from facerecon_jax.photo import tflite_graph  # noqa: PLC0415
-        graph, constants = _network(str(self.path))
+        graph, constants = tflite_graph.load(str(self.path), (INPUT_SIZE, INPUT_SIZE, 3), 2,
+                                             "MediaPipe's face landmark network")
         x = np.asarray(crops, np.float32) / 255.0
         with self._lock:
             mesh, flag = tflite_graph.run(graph, constants, x)[:2]

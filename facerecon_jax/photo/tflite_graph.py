@@ -153,6 +153,18 @@ def read(path) -> Tuple[Graph, Dict[str, np.ndarray]]:
                  tuple(int(s) for s in graph.Tensors(inp).ShapeAsNumpy())), constants
 
 
+@functools.lru_cache(maxsize=None)
+def load(path: str, input_shape: Tuple[int, ...], n_outputs: int, what: str):
+    """(graph, constants as device arrays) of the file at `path`, read once per process; a
+    GraphError naming the file when its input is not (batch,) + `input_shape` or it has fewer
+    than `n_outputs` outputs (it is not `what`)."""
+    graph, constants = read(path)
+    if graph.input_shape[1:] != tuple(input_shape) or len(graph.outputs) < n_outputs:
+        raise GraphError(f"{path}: not {what} (input {graph.input_shape}, "
+                         f"{len(graph.outputs)} outputs)")
+    return graph, {k: jnp.asarray(v) for k, v in constants.items()}
+
+
 def _activation(x, code: int):
     kind = _ACTIVATIONS.get(code, "unknown")
     if kind is None:
