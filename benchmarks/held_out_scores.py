@@ -18,7 +18,6 @@ import json
 import pathlib
 import sys
 
-import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from facerecon_jax.geometry.coefficients import CoeffLayout  # noqa: E402
